@@ -1,0 +1,236 @@
+//! Configuration: `config/default.toml`, then the profile overlay chosen by
+//! `AUTHD_PROFILE`, then `AUTHD_<SECTION>__<KEY>` environment variables (and
+//! `DATABASE_URL`). Unknown keys are errors, so a typo cannot silently fall
+//! back to a default.
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Dev,
+    Test,
+    Prod,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Dev => "dev",
+            Profile::Test => "test",
+            Profile::Prod => "prod",
+        }
+    }
+
+    /// `AUTHD_PROFILE`, defaulting to dev.
+    pub fn from_env() -> anyhow::Result<Self> {
+        std::env::var("AUTHD_PROFILE")
+            .unwrap_or_else(|_| "dev".into())
+            .parse()
+    }
+}
+
+impl FromStr for Profile {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "dev" => Ok(Profile::Dev),
+            "test" => Ok(Profile::Test),
+            "prod" => Ok(Profile::Prod),
+            other => anyhow::bail!("unknown profile {other:?} (expected dev, test or prod)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(skip, default = "default_profile")]
+    pub profile: Profile,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub password: PasswordSettings,
+    pub rate_limit: RateLimitSettings,
+    pub throttle: ThrottleSettings,
+    pub keys: KeySettings,
+    pub secrets: SecretSettings,
+    pub log: LogSettings,
+}
+
+fn default_profile() -> Profile {
+    Profile::Dev
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub addr: SocketAddr,
+    pub allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub create_if_missing: bool,
+    pub migrate_on_start: bool,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl_secs: i64,
+    pub session_idle_ttl_secs: i64,
+    pub session_absolute_ttl_secs: i64,
+    pub refresh_reuse_leeway_secs: i64,
+    pub require_verified_email: bool,
+    pub default_roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    pub min_length: usize,
+    pub max_length: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub pool_threads: usize,
+    pub pool_queue: usize,
+    pub pool_max_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub signup: RateLimit,
+    pub login: RateLimit,
+    pub refresh: RateLimit,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub burst: u32,
+    pub replenish_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSettings {
+    pub ip_free_failures: i32,
+    pub account_free_failures: i32,
+    pub base_delay_secs: i64,
+    pub max_delay_secs: i64,
+    pub window_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    pub rsa_bits: u32,
+    pub reload_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    pub master_key_file: PathBuf,
+    pub generate_master_key: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Settings {
+    /// Loads `default.toml` + `<profile>.toml` from `dir`, then the environment.
+    pub fn load(profile: Profile, dir: &Path) -> anyhow::Result<Self> {
+        let mut figment = Figment::new()
+            .merge(Toml::file_exact(dir.join("default.toml")))
+            .merge(Toml::file(dir.join(format!("{}.toml", profile.name()))))
+            .merge(
+                Env::prefixed("AUTHD_")
+                    .ignore(&["profile", "config_dir"])
+                    .split("__"),
+            );
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(Serialized::default("database.url", url));
+        }
+        let mut settings: Settings = figment.extract()?;
+        settings.profile = profile;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The config directory: `AUTHD_CONFIG_DIR`, else `./config`.
+    pub fn default_dir() -> PathBuf {
+        std::env::var_os("AUTHD_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let p = &self.password;
+        anyhow::ensure!(p.min_length >= 8, "password.min_length must be at least 8");
+        anyhow::ensure!(
+            p.max_length >= p.min_length && p.max_length <= 1024,
+            "password.max_length must be between min_length and 1024"
+        );
+        anyhow::ensure!(
+            matches!(self.keys.rsa_bits, 2048 | 3072 | 4096),
+            "keys.rsa_bits must be 2048, 3072 or 4096"
+        );
+        let a = &self.auth;
+        anyhow::ensure!(a.access_token_ttl_secs > 0, "auth.access_token_ttl_secs must be positive");
+        anyhow::ensure!(
+            a.session_idle_ttl_secs > 0 && a.session_absolute_ttl_secs >= a.session_idle_ttl_secs,
+            "auth.session_absolute_ttl_secs must be at least auth.session_idle_ttl_secs"
+        );
+        anyhow::ensure!(a.refresh_reuse_leeway_secs >= 0, "auth.refresh_reuse_leeway_secs must not be negative");
+        anyhow::ensure!(p.pool_queue > 0, "password.pool_queue must be positive");
+        for (name, limit) in [
+            ("signup", self.rate_limit.signup),
+            ("login", self.rate_limit.login),
+            ("refresh", self.rate_limit.refresh),
+        ] {
+            anyhow::ensure!(
+                limit.burst > 0 && limit.replenish_ms > 0,
+                "rate_limit.{name}: burst and replenish_ms must be positive"
+            );
+        }
+        if self.profile == Profile::Prod {
+            anyhow::ensure!(
+                !self.secrets.generate_master_key,
+                "secrets.generate_master_key is not allowed in the prod profile"
+            );
+            anyhow::ensure!(
+                !self.database.create_if_missing,
+                "database.create_if_missing is not allowed in the prod profile"
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! The dedicated pool for password hashing. Argon2 is CPU-bound for tens of
+//! milliseconds, so it never runs on the async executor: a fixed number of
+//! threads take jobs from a bounded queue; when the queue is full, or a job
+//! waited too long, the caller gets `Error::Overloaded` (503 + Retry-After)
+//! at once instead of unbounded latency. Memory stays bounded too: at most
+//! `threads` Argon2 instances exist at any moment.
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+pub struct HashingPool {
+    sender: SyncSender<(Instant, Job)>,
+    queued: Arc<AtomicUsize>,
+    max_wait: Duration,
+}
+
+impl HashingPool {
+    /// `threads == 0` means one per available core.
+    pub fn new(threads: usize, queue: usize, max_wait: Duration) -> anyhow::Result<Self> {
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let (sender, receiver) = sync_channel::<(Instant, Job)>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let queued = Arc::new(AtomicUsize::new(0));
+        for index in 0..threads {
+            let receiver = Arc::clone(&receiver);
+            let queued = Arc::clone(&queued);
+            std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || worker(&receiver, &queued))?;
+        }
+        Ok(Self { sender, queued, max_wait })
+    }
+
+    /// Jobs waiting for a thread right now.
+    pub fn queue_depth(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Runs `work` on the pool and waits for its result without blocking the
+    /// executor.
+    pub async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let max_wait = self.max_wait;
+        let job: Job = Box::new(move || {
+            // A caller that went away (client disconnected) needs no answer.
+            if !tx.is_closed() {
+                let _ = tx.send(work());
+            }
+        });
+        let enqueued = Instant::now();
+        let wrapped: Job = Box::new(move || {
+            if enqueued.elapsed() <= max_wait {
+                job();
+            }
+        });
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        match self.sender.try_send((enqueued, wrapped)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                return Err(Error::Overloaded);
+            }
+        }
+        // A dropped sender means the job expired in the queue.
+        rx.await.map_err(|_| Error::Overloaded)
+    }
+}
+
+fn worker(receiver: &Mutex<Receiver<(Instant, Job)>>, queued: &AtomicUsize) {
+    loop {
+        let next = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok((_, job)) = next else { return };
+        queued.fetch_sub(1, Ordering::Relaxed);
+        job();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_work_off_the_executor() {
+        let pool = HashingPool::new(1, 4, Duration::from_secs(5)).map_err(|e| e.to_string());
+        let Ok(pool) = pool else { panic!("pool") };
+        let name = pool
+            .run(|| std::thread::current().name().map(str::to_owned))
+            .await
+            .map_err(|e| e.code());
+        assert_eq!(name, Ok(Some("argon2-0".to_owned())));
+    }
+
+    #[tokio::test]
+    async fn refuses_work_beyond_the_queue_bound() {
+        let Ok(pool) = HashingPool::new(1, 1, Duration::from_secs(5)) else { panic!("pool") };
+        let pool = Arc::new(pool);
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        // One job occupies the thread, one fills the queue; the third is refused.
+        let mut running = Vec::new();
+        for _ in 0..2 {
+            let pool = Arc::clone(&pool);
+            let rx = Arc::clone(&release_rx);
+            running.push(tokio::spawn(async move {
+                pool.run(move || {
+                    let _ = rx.lock().map(|r| r.recv());
+                })
+                .await
+            }));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let third = pool.run(|| ()).await;
+        assert!(matches!(third, Err(Error::Overloaded)));
+        for _ in 0..2 {
+            let _ = release_tx.send(());
+        }
+        for handle in running {
+            assert!(matches!(handle.await, Ok(Ok(()))));
+        }
+    }
+
+    #[tokio::test]
+    async fn drops_jobs_that_waited_too_long() {
+        let Ok(pool) = HashingPool::new(1, 4, Duration::from_millis(20)) else { panic!("pool") };
+        let pool = Arc::new(pool);
+        let slow = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.run(|| std::thread::sleep(Duration::from_millis(200))).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let late = pool.run(|| ()).await;
+        assert!(matches!(late, Err(Error::Overloaded)));
+        assert!(matches!(slow.await, Ok(Ok(()))));
+    }
+}

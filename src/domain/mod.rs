@@ -1,0 +1,12 @@
+//! Domain logic: the rules of the product, independent of HTTP. Services here
+//! own their transactions and call `storage` for SQL.
+pub mod access_tokens;
+pub mod accounts;
+pub mod email;
+pub mod hashing_pool;
+pub mod keys;
+pub mod password_policy;
+pub mod passwords;
+pub mod refresh_tokens;
+pub mod sessions;
+pub mod throttle;

@@ -1,0 +1,134 @@
+//! Request extractors that turn every malformed input into our error format:
+//! JSON bodies (415 without a JSON content type, 413 over the size limit,
+//! 400 for bad syntax or shape), the refresh credential (cookie or body),
+//! and the bearer access token.
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum_extra::extract::CookieJar;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use secrecy::SecretString;
+
+use crate::domain::access_tokens::{self, AccessClaims};
+use crate::error::{Error, Result};
+use crate::http::cookies::REFRESH_COOKIE;
+use crate::state::AppState;
+
+/// `axum::Json`, with rejections in our error format and error messages that
+/// never echo the offending input (it may be a password).
+pub struct AppJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self> {
+        let headers = request.headers().clone();
+        let body = read_body(request, state).await?;
+        parse_json(&headers, &body).map(AppJson)
+    }
+}
+
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes> {
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge
+        } else {
+            Error::InvalidRequest("the request body could not be read".into())
+        }
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(Error::UnsupportedMediaType);
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Error::InvalidRequest(describe_data_error(&e)),
+        _ => Error::MalformedJson,
+    })
+}
+
+/// serde's messages for wrong types quote the value; only the ones that
+/// name a field (never a value) are passed on.
+fn describe_data_error(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let safe = ["missing field", "unknown field", "unknown variant"];
+    match safe.iter().find(|p| text.starts_with(*p)) {
+        Some(_) => text
+            .split(", expected")
+            .next()
+            .unwrap_or("invalid request body")
+            .split(" at line")
+            .next()
+            .unwrap_or("invalid request body")
+            .to_owned(),
+        None => format!("a field has the wrong type (line {}, column {})", error.line(), error.column()),
+    }
+}
+
+/// Where a refresh token came from; the answer goes back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Cookie,
+    Body,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: SecretString,
+}
+
+/// The refresh token of a refresh or logout request: from a JSON body
+/// `{refresh_token}` when there is a body, else from the cookie.
+pub struct RefreshCredential {
+    pub token: Option<SecretString>,
+    pub channel: Channel,
+}
+
+impl<S: Send + Sync> FromRequest<S> for RefreshCredential {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self> {
+        let headers = request.headers().clone();
+        let jar = CookieJar::from_headers(&headers);
+        let body = read_body(request, state).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            let token = jar.get(REFRESH_COOKIE).map(|c| SecretString::from(c.value()));
+            return Ok(Self { token, channel: Channel::Cookie });
+        }
+        let parsed: RefreshBody = parse_json(&headers, &body)?;
+        Ok(Self { token: Some(parsed.refresh_token), channel: Channel::Body })
+    }
+}
+
+/// A verified `Authorization: Bearer` access token.
+pub struct Bearer(pub AccessClaims);
+
+impl FromRequestParts<AppState> for Bearer {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(Error::InvalidToken)?;
+        let (scheme, token) = value.split_once(' ').ok_or(Error::InvalidToken)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(Error::InvalidToken);
+        }
+        let claims = access_tokens::verify(&state.keys, &state.settings.auth, token.trim(), state.clock.now())?;
+        Ok(Bearer(claims))
+    }
+}

@@ -1,0 +1,92 @@
+//! HTTP: the router, its middleware stack, extractors and handlers. Handlers
+//! only parse, call `domain`, and shape the response.
+pub mod client_ip;
+pub mod cookies;
+pub mod extract;
+pub mod origin;
+pub mod rate_limit;
+pub mod routes;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::routing::{MethodFilter, on};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::error::Error;
+use crate::state::AppState;
+use routes::{auth, health, me, well_known};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every (method, path) the router serves; the OpenAPI test compares this
+/// list with openapi.yaml.
+#[derive(Default)]
+pub struct RouteTable(pub Vec<(Method, &'static str)>);
+
+impl RouteTable {
+    fn add<H, T>(&mut self, router: Router<AppState>, method: Method, path: &'static str, handler: H) -> Router<AppState>
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = if method == Method::POST { MethodFilter::POST } else { MethodFilter::GET };
+        self.0.push((method, path));
+        router.route(path, on(filter, handler))
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    build(state).0
+}
+
+pub fn build(state: AppState) -> (Router, RouteTable) {
+    let mut table = RouteTable::default();
+    let limits = &state.rate_limiters;
+    let t = &mut table;
+
+    let signup = t.add(Router::new(), Method::POST, "/v1/auth/signup", auth::signup);
+    let login = t.add(Router::new(), Method::POST, "/v1/auth/login", auth::login);
+    let refresh = t.add(Router::new(), Method::POST, "/v1/auth/refresh", auth::refresh);
+    let refresh = t.add(refresh, Method::POST, "/v1/auth/logout", auth::logout);
+    let cookie_routes = refresh
+        .layer(limits.refresh.layer())
+        .layer(axum::middleware::from_fn_with_state(
+            origin::AllowedOrigins::new(&state.settings.http.allowed_origins),
+            origin::require_allowed_origin,
+        ));
+    let api = Router::new()
+        .merge(signup.layer(limits.signup.layer()))
+        .merge(login.layer(limits.login.layer()))
+        .merge(cookie_routes);
+    let api = t.add(api, Method::GET, "/v1/me", me::me);
+
+    let public = Router::new();
+    let public = t.add(public, Method::GET, "/.well-known/jwks.json", well_known::jwks);
+    let public = t.add(public, Method::GET, "/.well-known/openid-configuration", well_known::openid_configuration);
+    let public = t.add(public, Method::GET, "/healthz", health::healthz);
+    let public = t.add(public, Method::GET, "/readyz", health::readyz);
+
+    let router = Router::new()
+        .merge(api.layer(origin::cors(&state.settings.http.allowed_origins)))
+        .merge(public)
+        .fallback(|| async { Error::NotFound })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(state.settings.http.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            client_ip::TrustedProxies::new(&state.settings.http.trusted_proxies),
+            client_ip::resolve,
+        ))
+        // Responses may carry tokens or account data; only the JWKS and
+        // discovery handlers opt into caching by setting their own value.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(crate::telemetry::http_trace_layer())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state);
+    (router, table)
+}

@@ -1,0 +1,97 @@
+//! /v1/auth/*: sign-up, login, refresh, logout.
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::domain::sessions::{self, ClientType, Issued};
+use crate::domain::accounts;
+use crate::error::{Error, Result};
+use crate::http::client_ip::ClientIp;
+use crate::http::cookies;
+use crate::http::extract::{AppJson, Channel, RefreshCredential};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    email: String,
+    password: SecretString,
+}
+
+pub async fn signup(State(state): State<AppState>, AppJson(body): AppJson<SignupRequest>) -> Result<Response> {
+    accounts::signup(&state, &body.email, body.password.expose_secret()).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response())
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum ClientTypeField {
+    #[default]
+    Web,
+    Native,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    password: SecretString,
+    #[serde(default)]
+    client_type: ClientTypeField,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppJson(body): AppJson<LoginRequest>,
+) -> Result<Response> {
+    let (client_type, channel) = match body.client_type {
+        ClientTypeField::Web => (ClientType::Web, Channel::Cookie),
+        ClientTypeField::Native => (ClientType::Native, Channel::Body),
+    };
+    let issued = sessions::login(&state, &body.email, body.password.expose_secret(), client_type, ip).await?;
+    Ok(token_response(issued, channel))
+}
+
+pub async fn refresh(State(state): State<AppState>, credential: RefreshCredential) -> Result<Response> {
+    let token = credential.token.ok_or(Error::InvalidRefreshToken)?;
+    let issued = sessions::refresh(&state, token.expose_secret()).await?;
+    Ok(token_response(issued, credential.channel))
+}
+
+pub async fn logout(State(state): State<AppState>, credential: RefreshCredential) -> Result<Response> {
+    if let Some(token) = credential.token {
+        sessions::logout(&state, token.expose_secret()).await?;
+    }
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookies::clearing_header())]).into_response())
+}
+
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+}
+
+/// Web clients get the refresh token only as a cookie, native clients only
+/// in the body.
+fn token_response(issued: Issued, channel: Channel) -> Response {
+    let body = TokenBody {
+        access_token: &issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        refresh_token: (channel == Channel::Body).then(|| issued.refresh_token.expose()),
+    };
+    let mut response = Json(body).into_response();
+    if channel == Channel::Cookie {
+        let cookie = cookies::refresh_cookie(issued.refresh_token.expose(), issued.refresh_max_age);
+        response.headers_mut().insert(header::SET_COOKIE, cookies::header(&cookie));
+    }
+    response
+}

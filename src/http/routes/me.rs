@@ -1,0 +1,34 @@
+//! /v1/me: the caller's own account.
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::accounts;
+use crate::error::Result;
+use crate::http::extract::Bearer;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct Me {
+    user_id: Uuid,
+    email: String,
+    email_verified: bool,
+    roles: Vec<String>,
+    mfa_enabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+pub async fn me(State(state): State<AppState>, Bearer(claims): Bearer) -> Result<Json<Me>> {
+    let profile = accounts::profile(&state, claims.sub, claims.sid).await?;
+    Ok(Json(Me {
+        user_id: profile.id,
+        email: profile.email,
+        email_verified: profile.email_verified,
+        roles: profile.roles,
+        mfa_enabled: profile.mfa_enabled,
+        created_at: profile.created_at,
+    }))
+}

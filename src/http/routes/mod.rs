@@ -1,0 +1,5 @@
+//! Handlers, one module per area of the API.
+pub mod auth;
+pub mod health;
+pub mod me;
+pub mod well_known;

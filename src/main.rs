@@ -1,0 +1,15 @@
+//! The `authd` binary: everything lives in the library; see `authd --help`.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match authd::cli::run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("authd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Building and running the service: database, master key, signing keys,
+//! state, router, listener, background maintenance, graceful shutdown.
+use axum::Router;
+use sqlx::PgPool;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::MasterKey;
+use crate::domain::keys::{self, KeyStore};
+use crate::domain::passwords::Passwords;
+use crate::domain::throttle;
+use crate::http;
+use crate::http::rate_limit::RateLimiters;
+use crate::state::{App, AppState};
+use crate::storage::{db, sessions as session_store, throttle as throttle_store};
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// The production path: connect (creating the database where allowed),
+    /// migrate, load the master key, then `with_pool`.
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let pool = db::connect(&settings.database).await?;
+        if settings.database.migrate_on_start {
+            db::migrate(&pool).await?;
+        }
+        let master = load_master_key(&settings)?;
+        Self::with_pool(settings, pool, &master, clock).await
+    }
+
+    /// Builds on an existing pool (tests pass a per-test database). Creates
+    /// the first signing key if there is none.
+    pub async fn with_pool(settings: Settings, pool: PgPool, master: &MasterKey, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let state = build_state(settings, pool, master, clock).await?;
+        let listener = TcpListener::bind(state.settings.http.addr).await?;
+        let router = http::router(state.clone());
+        Ok(Self { listener, router, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let maintenance = tokio::spawn(maintain(self.state.clone()));
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        maintenance.abort();
+        self.state.db.close().await;
+        result
+    }
+}
+
+pub fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
+    MasterKey::load_or_generate(&settings.secrets.master_key_file, settings.secrets.generate_master_key)
+}
+
+pub async fn build_state(settings: Settings, pool: PgPool, master: &MasterKey, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let sealing = master.derive(keys::SEALING_LABEL);
+    let token_ttl = time::Duration::seconds(settings.auth.access_token_ttl_secs);
+    keys::rotate(&pool, &sealing, settings.keys.rsa_bits, token_ttl, clock.now(), true).await?;
+    let key_store = KeyStore::load(&pool, sealing, clock.now()).await?;
+    let password_settings = settings.password.clone();
+    let passwords = tokio::task::spawn_blocking(move || Passwords::new(&password_settings)).await??;
+    let rate_limiters = RateLimiters::new(&settings.rate_limit)?;
+    Ok(AppState(Arc::new(App {
+        throttle_key: master.derive(throttle::SUBJECT_LABEL),
+        settings,
+        db: pool,
+        clock,
+        keys: key_store,
+        passwords,
+        rate_limiters,
+    })))
+}
+
+/// Periodic upkeep: reload keys (rotation on another replica), drop expired
+/// sessions and throttle rows, trim rate-limiter memory.
+async fn maintain(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(state.settings.keys.reload_secs.max(1)));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let now = state.clock.now();
+        if let Err(e) = state.keys.reload(&state.db, now).await {
+            tracing::error!(error = %e, "signing key reload failed");
+        }
+        let window_start = now - time::Duration::seconds(state.settings.throttle.window_secs);
+        if let Err(e) = session_store::purge_expired(&state.db, now).await {
+            tracing::warn!(error = %e, "session purge failed");
+        }
+        if let Err(e) = throttle_store::purge_stale(&state.db, window_start, now).await {
+            tracing::warn!(error = %e, "throttle purge failed");
+        }
+        state.rate_limiters.shrink();
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining requests");
+}

@@ -1,0 +1,31 @@
+//! The one application state, shared by every handler and background task.
+use sqlx::PgPool;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::DataKey;
+use crate::domain::keys::KeyStore;
+use crate::domain::passwords::Passwords;
+use crate::http::rate_limit::RateLimiters;
+
+pub struct App {
+    pub settings: Settings,
+    pub db: PgPool,
+    pub clock: Arc<dyn Clock>,
+    pub keys: KeyStore,
+    pub passwords: Passwords,
+    pub throttle_key: DataKey,
+    pub rate_limiters: RateLimiters,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}

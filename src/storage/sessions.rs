@@ -1,0 +1,180 @@
+//! Refresh sessions (token families) and the hashes of their refresh tokens.
+use sqlx::{FromRow, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub struct NewSession<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub client_type: &'a str,
+    pub amr: &'a [String],
+    pub now: OffsetDateTime,
+    pub idle_expires_at: OffsetDateTime,
+    pub absolute_expires_at: OffsetDateTime,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, s: &NewSession<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, client_type, amr, auth_time, created_at, last_used_at,
+                               idle_expires_at, absolute_expires_at)
+         VALUES ($1, $2, $3, $4, $5, $5, $5, $6, $7)",
+    )
+    .bind(s.id)
+    .bind(s.user_id)
+    .bind(s.client_type)
+    .bind(s.amr)
+    .bind(s.now)
+    .bind(s.idle_expires_at)
+    .bind(s.absolute_expires_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A session with what a refresh needs to mint the next access token.
+#[derive(Debug, FromRow)]
+pub struct LiveSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub amr: Vec<String>,
+    pub auth_time: OffsetDateTime,
+    pub absolute_expires_at: OffsetDateTime,
+    pub roles: Vec<String>,
+}
+
+/// Locks the session row and returns it only if it is still usable at `now`
+/// (not revoked, not idle- or absolutely expired, account enabled).
+pub async fn lock_live(
+    db: impl PgExecutor<'_>,
+    session_id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<Option<LiveSession>> {
+    sqlx::query_as(
+        "SELECT s.id, s.user_id, s.amr, s.auth_time, s.absolute_expires_at,
+                ARRAY(SELECT role FROM user_roles r WHERE r.user_id = s.user_id ORDER BY role) AS roles
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id = $1 AND s.revoked_at IS NULL AND u.disabled_at IS NULL
+           AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2
+         FOR UPDATE OF s",
+    )
+    .bind(session_id)
+    .bind(now)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn touch(
+    db: impl PgExecutor<'_>,
+    session_id: Uuid,
+    now: OffsetDateTime,
+    idle_expires_at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sessions SET last_used_at = $2, idle_expires_at = $3 WHERE id = $1")
+        .bind(session_id)
+        .bind(now)
+        .bind(idle_expires_at)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Revokes a session; true if it was live until now.
+pub async fn revoke(
+    db: impl PgExecutor<'_>,
+    session_id: Uuid,
+    reason: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE sessions SET revoked_at = $2, revoked_reason = $3
+         WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(session_id)
+    .bind(now)
+    .bind(reason)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Deletes sessions that can no longer be refreshed; their tokens cascade.
+pub async fn purge_expired(db: impl PgExecutor<'_>, now: OffsetDateTime) -> sqlx::Result<u64> {
+    let result = sqlx::query(
+        "DELETE FROM sessions WHERE absolute_expires_at < $1 OR idle_expires_at < $1
+            OR revoked_at < $1 - interval '1 day'",
+    )
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+pub async fn insert_token(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+    session_id: Uuid,
+    parent_hash: Option<&[u8]>,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, issued_at)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash)
+    .bind(session_id)
+    .bind(parent_hash)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Marks an unspent token spent and returns its session. Concurrent callers
+/// serialise on the row lock; only the first sees `spent_at IS NULL`.
+pub async fn spend_token(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+    now: OffsetDateTime,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE refresh_tokens SET spent_at = $2
+         WHERE token_hash = $1 AND spent_at IS NULL
+         RETURNING session_id",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(db)
+    .await
+}
+
+#[derive(Debug, FromRow)]
+pub struct SpentToken {
+    pub session_id: Uuid,
+    pub spent_at: Option<OffsetDateTime>,
+    pub leeway_used: bool,
+}
+
+pub async fn lock_token(db: impl PgExecutor<'_>, token_hash: &[u8]) -> sqlx::Result<Option<SpentToken>> {
+    sqlx::query_as(
+        "SELECT session_id, spent_at, leeway_used FROM refresh_tokens
+         WHERE token_hash = $1 FOR UPDATE",
+    )
+    .bind(token_hash)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn mark_leeway_used(db: impl PgExecutor<'_>, token_hash: &[u8]) -> sqlx::Result<()> {
+    sqlx::query("UPDATE refresh_tokens SET leeway_used = true WHERE token_hash = $1")
+        .bind(token_hash)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn session_of_token(db: impl PgExecutor<'_>, token_hash: &[u8]) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+        .bind(token_hash)
+        .fetch_optional(db)
+        .await
+}

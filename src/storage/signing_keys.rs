@@ -1,0 +1,72 @@
+//! RSA signing keys (private halves sealed by the caller before they get here).
+use sqlx::{FromRow, PgExecutor};
+use time::OffsetDateTime;
+
+#[derive(Debug, FromRow)]
+pub struct StoredKey {
+    pub kid: String,
+    pub public_n: Vec<u8>,
+    pub public_e: Vec<u8>,
+    pub private_key_enc: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub retire_after: Option<OffsetDateTime>,
+}
+
+/// Keys still valid for verification at `now`: the active one first.
+pub async fn published(db: impl PgExecutor<'_>, now: OffsetDateTime) -> sqlx::Result<Vec<StoredKey>> {
+    sqlx::query_as(
+        "SELECT kid, public_n, public_e, private_key_enc, created_at, retire_after
+         FROM signing_keys WHERE retire_after IS NULL OR retire_after > $1
+         ORDER BY retire_after IS NOT NULL, created_at DESC",
+    )
+    .bind(now)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn all(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<StoredKey>> {
+    sqlx::query_as(
+        "SELECT kid, public_n, public_e, private_key_enc, created_at, retire_after
+         FROM signing_keys ORDER BY created_at DESC",
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Serialises key creation across replicas for the rest of the transaction.
+pub async fn lock(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('authd.signing_keys'))")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn has_active(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE retire_after IS NULL)")
+        .fetch_one(db)
+        .await
+}
+
+pub async fn retire_active(db: impl PgExecutor<'_>, retire_after: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query("UPDATE signing_keys SET retire_after = $1 WHERE retire_after IS NULL")
+        .bind(retire_after)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, key: &StoredKey) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, public_n, public_e, private_key_enc, created_at, retire_after)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&key.kid)
+    .bind(&key.public_n)
+    .bind(&key.public_e)
+    .bind(&key.private_key_enc)
+    .bind(key.created_at)
+    .bind(key.retire_after)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Failed-login counters per (subject, scope); see the migration for the keys.
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+
+/// The latest `blocked_until` among `scopes` of `subject`, if in the future.
+pub async fn blocked_until(
+    db: impl PgExecutor<'_>,
+    subject: &[u8],
+    scopes: &[&str],
+    now: OffsetDateTime,
+) -> sqlx::Result<Option<OffsetDateTime>> {
+    sqlx::query_scalar(
+        "SELECT max(blocked_until) FROM login_throttle
+         WHERE subject = $1 AND scope = ANY($2) AND blocked_until > $3",
+    )
+    .bind(subject)
+    .bind(scopes)
+    .bind(now)
+    .fetch_one(db)
+    .await
+}
+
+
+/// Counts one failure, starting over when the last one is older than `window_start`.
+pub async fn record_failure(
+    db: impl PgExecutor<'_>,
+    subject: &[u8],
+    scope: &str,
+    now: OffsetDateTime,
+    window_start: OffsetDateTime,
+) -> sqlx::Result<i32> {
+    sqlx::query_scalar(
+        "INSERT INTO login_throttle AS t (subject, scope, failures, last_failure_at)
+         VALUES ($1, $2, 1, $3)
+         ON CONFLICT (subject, scope) DO UPDATE SET
+            failures = CASE WHEN t.last_failure_at < $4 THEN 1 ELSE t.failures + 1 END,
+            last_failure_at = $3
+         RETURNING failures",
+    )
+    .bind(subject)
+    .bind(scope)
+    .bind(now)
+    .bind(window_start)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn block(
+    db: impl PgExecutor<'_>,
+    subject: &[u8],
+    scope: &str,
+    until: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE login_throttle SET blocked_until = $3 WHERE subject = $1 AND scope = $2")
+        .bind(subject)
+        .bind(scope)
+        .bind(until)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn clear(db: impl PgExecutor<'_>, subject: &[u8], scope: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM login_throttle WHERE subject = $1 AND scope = $2")
+        .bind(subject)
+        .bind(scope)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn purge_stale(db: impl PgExecutor<'_>, window_start: OffsetDateTime, now: OffsetDateTime) -> sqlx::Result<u64> {
+    let result = sqlx::query(
+        "DELETE FROM login_throttle WHERE last_failure_at < $1 AND (blocked_until IS NULL OR blocked_until < $2)",
+    )
+    .bind(window_start)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected())
+}
