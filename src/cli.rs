@@ -11,13 +11,22 @@ use crate::storage::db;
 use crate::telemetry;
 
 #[derive(Parser)]
-#[command(name = "authd", version, about = "Self-hosted authentication service: Argon2id passwords, RS256 access tokens with JWKS, rotating refresh tokens")]
+#[command(
+    name = "authd",
+    version,
+    about = "Self-hosted authentication service: Argon2id passwords, RS256 access tokens with JWKS, rotating refresh tokens"
+)]
 pub struct Cli {
     /// Configuration profile: dev, test or prod (overlay config/<profile>.toml).
     #[arg(long, env = "AUTHD_PROFILE", default_value = "dev", global = true)]
     profile: Profile,
     /// Directory holding default.toml and the profile overlays.
-    #[arg(long, env = "AUTHD_CONFIG_DIR", default_value = "config", global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_CONFIG_DIR",
+        default_value = "config",
+        global = true
+    )]
     config_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -74,21 +83,43 @@ async fn serve(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn keys_command(settings: Settings, clock: Arc<dyn Clock>, command: KeysCommand) -> anyhow::Result<()> {
+async fn keys_command(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    command: KeysCommand,
+) -> anyhow::Result<()> {
     let pool = db::connect(&settings.database).await?;
     match command {
         KeysCommand::Rotate => {
             let master = startup::load_master_key(&settings)?;
             let sealing = master.derive(keys::SEALING_LABEL);
             let ttl = time::Duration::seconds(settings.auth.access_token_ttl_secs);
-            let kid = keys::rotate(&pool, &sealing, settings.keys.rsa_bits, ttl, clock.now(), false).await?;
+            let kid = keys::rotate(
+                &pool,
+                &sealing,
+                settings.keys.rsa_bits,
+                ttl,
+                clock.now(),
+                false,
+            )
+            .await?;
             println!("new active signing key: {}", kid.unwrap_or_default());
         }
         KeysCommand::List => {
-            println!("{:<45} {:<10} {:<28} retire_after", "kid", "status", "created_at");
+            println!(
+                "{:<45} {:<10} {:<28} retire_after",
+                "kid", "status", "created_at"
+            );
             for key in keys::list(&pool, clock.now()).await? {
-                let retire = key.retire_after.map_or_else(|| "-".to_owned(), |t| t.to_string());
-                println!("{:<45} {:<10} {:<28} {retire}", key.kid, key.status, key.created_at.to_string());
+                let retire = key
+                    .retire_after
+                    .map_or_else(|| "-".to_owned(), |t| t.to_string());
+                println!(
+                    "{:<45} {:<10} {:<28} {retire}",
+                    key.kid,
+                    key.status,
+                    key.created_at.to_string()
+                );
             }
         }
     }

@@ -204,12 +204,18 @@ impl Settings {
             "keys.rsa_bits must be 2048, 3072 or 4096"
         );
         let a = &self.auth;
-        anyhow::ensure!(a.access_token_ttl_secs > 0, "auth.access_token_ttl_secs must be positive");
+        anyhow::ensure!(
+            a.access_token_ttl_secs > 0,
+            "auth.access_token_ttl_secs must be positive"
+        );
         anyhow::ensure!(
             a.session_idle_ttl_secs > 0 && a.session_absolute_ttl_secs >= a.session_idle_ttl_secs,
             "auth.session_absolute_ttl_secs must be at least auth.session_idle_ttl_secs"
         );
-        anyhow::ensure!(a.refresh_reuse_leeway_secs >= 0, "auth.refresh_reuse_leeway_secs must not be negative");
+        anyhow::ensure!(
+            a.refresh_reuse_leeway_secs >= 0,
+            "auth.refresh_reuse_leeway_secs must not be negative"
+        );
         anyhow::ensure!(p.pool_queue > 0, "password.pool_queue must be positive");
         for (name, limit) in [
             ("signup", self.rate_limit.signup),

@@ -175,7 +175,10 @@ impl IntoResponse for Error {
                 headers.insert(header::SET_COOKIE, cookies::clearing_header());
             }
             Error::RateLimited { retry_after_secs } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(&1).to_owned()));
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs.max(&1).to_owned()),
+                );
             }
             Error::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

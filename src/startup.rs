@@ -39,11 +39,20 @@ impl Application {
 
     /// Builds on an existing pool (tests pass a per-test database). Creates
     /// the first signing key if there is none.
-    pub async fn with_pool(settings: Settings, pool: PgPool, master: &MasterKey, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn with_pool(
+        settings: Settings,
+        pool: PgPool,
+        master: &MasterKey,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let state = build_state(settings, pool, master, clock).await?;
         let listener = TcpListener::bind(state.settings.http.addr).await?;
         let router = http::router(state.clone());
-        Ok(Self { listener, router, state })
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -54,10 +63,17 @@ impl Application {
         &self.state
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintain(self.state.clone()));
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
         maintenance.abort();
         self.state.db.close().await;
         result
@@ -65,16 +81,33 @@ impl Application {
 }
 
 pub fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
-    MasterKey::load_or_generate(&settings.secrets.master_key_file, settings.secrets.generate_master_key)
+    MasterKey::load_or_generate(
+        &settings.secrets.master_key_file,
+        settings.secrets.generate_master_key,
+    )
 }
 
-pub async fn build_state(settings: Settings, pool: PgPool, master: &MasterKey, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+pub async fn build_state(
+    settings: Settings,
+    pool: PgPool,
+    master: &MasterKey,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<AppState> {
     let sealing = master.derive(keys::SEALING_LABEL);
     let token_ttl = time::Duration::seconds(settings.auth.access_token_ttl_secs);
-    keys::rotate(&pool, &sealing, settings.keys.rsa_bits, token_ttl, clock.now(), true).await?;
+    keys::rotate(
+        &pool,
+        &sealing,
+        settings.keys.rsa_bits,
+        token_ttl,
+        clock.now(),
+        true,
+    )
+    .await?;
     let key_store = KeyStore::load(&pool, sealing, clock.now()).await?;
     let password_settings = settings.password.clone();
-    let passwords = tokio::task::spawn_blocking(move || Passwords::new(&password_settings)).await??;
+    let passwords =
+        tokio::task::spawn_blocking(move || Passwords::new(&password_settings)).await??;
     let rate_limiters = RateLimiters::new(&settings.rate_limit)?;
     Ok(AppState(Arc::new(App {
         throttle_key: master.derive(throttle::SUBJECT_LABEL),
@@ -90,7 +123,8 @@ pub async fn build_state(settings: Settings, pool: PgPool, master: &MasterKey, c
 /// Periodic upkeep: reload keys (rotation on another replica), drop expired
 /// sessions and throttle rows, trim rate-limiter memory.
 async fn maintain(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(state.settings.keys.reload_secs.max(1)));
+    let mut tick =
+        tokio::time::interval(Duration::from_secs(state.settings.keys.reload_secs.max(1)));
     tick.tick().await;
     loop {
         tick.tick().await;

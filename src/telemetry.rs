@@ -12,8 +12,11 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogFormat, LogSettings};
 
 pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     let _ = match settings.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.try_init(),
@@ -45,11 +48,16 @@ impl<B> OnResponse<B> for LogResponse {
     fn on_response(self, response: &Response<B>, latency: Duration, span: &Span) {
         let status = response.status().as_u16();
         span.record("status", status);
-        tracing::info!(status, latency_ms = latency.as_secs_f64() * 1000.0, "response");
+        tracing::info!(
+            status,
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            "response"
+        );
     }
 }
 
-pub fn http_trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, (), LogResponse> {
+pub fn http_trace_layer()
+-> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, (), LogResponse> {
     TraceLayer::new_for_http()
         .make_span_with(RequestSpan)
         .on_request(())

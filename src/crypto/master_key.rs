@@ -32,14 +32,20 @@ impl MasterKey {
     /// Reads the key file: base64 of exactly 32 bytes (whitespace ignored).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            anyhow::anyhow!("cannot read secrets.master_key_file {}: {e}", path.display())
+            anyhow::anyhow!(
+                "cannot read secrets.master_key_file {}: {e}",
+                path.display()
+            )
         })?;
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         let bytes = STANDARD.decode(compact).map_err(|_| {
             anyhow::anyhow!("secrets.master_key_file {} is not base64", path.display())
         })?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| {
-            anyhow::anyhow!("secrets.master_key_file {} must hold exactly 32 bytes", path.display())
+            anyhow::anyhow!(
+                "secrets.master_key_file {} must hold exactly 32 bytes",
+                path.display()
+            )
         })?;
         Ok(Self(SecretBox::new(Box::new(key))))
     }

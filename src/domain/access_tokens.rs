@@ -37,7 +37,12 @@ pub struct Subject<'a> {
     pub auth_time: OffsetDateTime,
 }
 
-pub fn mint(keys: &KeyStore, settings: &AuthSettings, subject: &Subject<'_>, now: OffsetDateTime) -> Result<String> {
+pub fn mint(
+    keys: &KeyStore,
+    settings: &AuthSettings,
+    subject: &Subject<'_>,
+    now: OffsetDateTime,
+) -> Result<String> {
     let iat = now.unix_timestamp();
     let claims = AccessClaims {
         iss: settings.issuer.clone(),
@@ -58,7 +63,12 @@ pub fn mint(keys: &KeyStore, settings: &AuthSettings, subject: &Subject<'_>, now
     encode(&header, &claims, &set.active.encoding).map_err(|e| Error::Internal(e.into()))
 }
 
-pub fn verify(keys: &KeyStore, settings: &AuthSettings, token: &str, now: OffsetDateTime) -> Result<AccessClaims> {
+pub fn verify(
+    keys: &KeyStore,
+    settings: &AuthSettings,
+    token: &str,
+    now: OffsetDateTime,
+) -> Result<AccessClaims> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::InvalidToken);
     }

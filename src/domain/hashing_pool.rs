@@ -37,7 +37,11 @@ impl HashingPool {
                 .name(format!("argon2-{index}"))
                 .spawn(move || worker(&receiver, &queued))?;
         }
-        Ok(Self { sender, queued, max_wait })
+        Ok(Self {
+            sender,
+            queued,
+            max_wait,
+        })
     }
 
     /// Jobs waiting for a thread right now.
@@ -105,7 +109,9 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_work_beyond_the_queue_bound() {
-        let Ok(pool) = HashingPool::new(1, 1, Duration::from_secs(5)) else { panic!("pool") };
+        let Ok(pool) = HashingPool::new(1, 1, Duration::from_secs(5)) else {
+            panic!("pool")
+        };
         let pool = Arc::new(pool);
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let release_rx = Arc::new(Mutex::new(release_rx));
@@ -134,11 +140,16 @@ mod tests {
 
     #[tokio::test]
     async fn drops_jobs_that_waited_too_long() {
-        let Ok(pool) = HashingPool::new(1, 4, Duration::from_millis(20)) else { panic!("pool") };
+        let Ok(pool) = HashingPool::new(1, 4, Duration::from_millis(20)) else {
+            panic!("pool")
+        };
         let pool = Arc::new(pool);
         let slow = {
             let pool = Arc::clone(&pool);
-            tokio::spawn(async move { pool.run(|| std::thread::sleep(Duration::from_millis(200))).await })
+            tokio::spawn(async move {
+                pool.run(|| std::thread::sleep(Duration::from_millis(200)))
+                    .await
+            })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         let late = pool.run(|| ()).await;

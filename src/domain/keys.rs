@@ -45,11 +45,19 @@ pub struct KeyStore {
 impl KeyStore {
     pub async fn load(db: &PgPool, sealing: DataKey, now: OffsetDateTime) -> anyhow::Result<Self> {
         let set = load_set(db, &sealing, now).await?;
-        Ok(Self { current: RwLock::new(Arc::new(set)), sealing })
+        Ok(Self {
+            current: RwLock::new(Arc::new(set)),
+            sealing,
+        })
     }
 
     pub fn current(&self) -> Arc<KeySet> {
         Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The key that seals private keys at rest (for rotation).
+    pub fn sealing_key(&self) -> &DataKey {
+        &self.sealing
     }
 
     /// Re-reads the keys (picks up rotations and retirements).
@@ -67,13 +75,25 @@ async fn load_set(db: &PgPool, sealing: &DataKey, now: OffsetDateTime) -> anyhow
     };
     let pkcs8 = sealing.open(active_row.kid.as_bytes(), &active_row.private_key_enc)?;
     let encoding = EncodingKey::from_rsa_pem(pkcs8_pem(&pkcs8).as_bytes())?;
-    let active = ActiveKey { kid: active_row.kid.clone(), encoding };
+    let active = ActiveKey {
+        kid: active_row.kid.clone(),
+        encoding,
+    };
     let verifying = stored
         .iter()
-        .map(|k| (k.kid.clone(), DecodingKey::from_rsa_raw_components(&k.public_n, &k.public_e)))
+        .map(|k| {
+            (
+                k.kid.clone(),
+                DecodingKey::from_rsa_raw_components(&k.public_n, &k.public_e),
+            )
+        })
         .collect();
     let jwks = serde_json::to_vec(&json!({ "keys": stored.iter().map(jwk).collect::<Vec<_>>() }))?;
-    Ok(KeySet { active, verifying, jwks: jwks.into() })
+    Ok(KeySet {
+        active,
+        verifying,
+        jwks: jwks.into(),
+    })
 }
 
 fn pkcs8_pem(der: &[u8]) -> String {
@@ -83,7 +103,10 @@ fn pkcs8_pem(der: &[u8]) -> String {
         .chunks(64)
         .filter_map(|c| std::str::from_utf8(c).ok())
         .collect();
-    format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", body.join("\n"))
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        body.join("\n")
+    )
 }
 
 fn jwk(key: &StoredKey) -> serde_json::Value {
@@ -113,14 +136,24 @@ fn generate(bits: u32, sealing: &DataKey, now: OffsetDateTime) -> anyhow::Result
         4096 => KeySize::Rsa4096,
         _ => KeySize::Rsa2048,
     };
-    let pair = RsaKeyPair::generate(size).map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+    let pair =
+        RsaKeyPair::generate(size).map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
     let public = pair.public_key();
     let n = public.modulus().big_endian_without_leading_zero().to_vec();
     let e = public.exponent().big_endian_without_leading_zero().to_vec();
-    let pkcs8 = pair.as_der().map_err(|_| anyhow::anyhow!("RSA key export failed"))?;
+    let pkcs8 = pair
+        .as_der()
+        .map_err(|_| anyhow::anyhow!("RSA key export failed"))?;
     let kid = thumbprint(&n, &e);
     let private_key_enc = sealing.seal(kid.as_bytes(), pkcs8.as_ref())?;
-    Ok(StoredKey { kid, public_n: n, public_e: e, private_key_enc, created_at: now, retire_after: None })
+    Ok(StoredKey {
+        kid,
+        public_n: n,
+        public_e: e,
+        private_key_enc,
+        created_at: now,
+        retire_after: None,
+    })
 }
 
 /// Makes a new active key; the previous one retires after `token_ttl` plus a

@@ -22,7 +22,9 @@ pub enum Verified {
     No,
     /// Correct; `rehash` holds a new PHC string when the stored one used
     /// outdated parameters.
-    Yes { rehash: Option<String> },
+    Yes {
+        rehash: Option<String>,
+    },
 }
 
 impl Passwords {
@@ -41,7 +43,11 @@ impl Passwords {
         )?;
         let dummy = SecretString::from(format!("{:x?}", random::bytes::<16>()?));
         let dummy_hash = hash_blocking(&params, &dummy)?;
-        Ok(Self { pool, params, dummy_hash })
+        Ok(Self {
+            pool,
+            params,
+            dummy_hash,
+        })
     }
 
     pub fn pool(&self) -> &HashingPool {
@@ -51,7 +57,10 @@ impl Passwords {
     /// A PHC string for `password` (already normalised).
     pub async fn hash(&self, password: SecretString) -> Result<String> {
         let params = self.params.clone();
-        Ok(self.pool.run(move || hash_blocking(&params, &password)).await??)
+        Ok(self
+            .pool
+            .run(move || hash_blocking(&params, &password))
+            .await??)
     }
 
     /// Verifies against `stored`, or against the dummy hash when there is no
@@ -81,8 +90,13 @@ fn hash_blocking(params: &Params, password: &SecretString) -> anyhow::Result<Str
     Ok(hash.to_string())
 }
 
-fn verify_blocking(params: &Params, password: &SecretString, stored: &str) -> anyhow::Result<Verified> {
-    let parsed = PasswordHash::new(stored).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+fn verify_blocking(
+    params: &Params,
+    password: &SecretString,
+    stored: &str,
+) -> anyhow::Result<Verified> {
+    let parsed =
+        PasswordHash::new(stored).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
     // Verification uses the parameters recorded in the hash itself.
     if argon2(params)
         .verify_password(password.expose_secret().as_bytes(), &parsed)
@@ -93,8 +107,14 @@ fn verify_blocking(params: &Params, password: &SecretString, stored: &str) -> an
     let current = Params::try_from(&parsed).ok();
     let outdated = parsed.algorithm.as_str() != "argon2id"
         || current.is_none_or(|p| {
-            p.m_cost() != params.m_cost() || p.t_cost() != params.t_cost() || p.p_cost() != params.p_cost()
+            p.m_cost() != params.m_cost()
+                || p.t_cost() != params.t_cost()
+                || p.p_cost() != params.p_cost()
         });
-    let rehash = if outdated { Some(hash_blocking(params, password)?) } else { None };
+    let rehash = if outdated {
+        Some(hash_blocking(params, password)?)
+    } else {
+        None
+    };
     Ok(Verified::Yes { rehash })
 }

@@ -20,14 +20,18 @@ impl std::fmt::Debug for PlainToken {
 
 impl PlainToken {
     pub fn generate() -> anyhow::Result<Self> {
-        Ok(Self(SecretString::from(URL_SAFE_NO_PAD.encode(random::bytes::<32>()?))))
+        Ok(Self(SecretString::from(
+            URL_SAFE_NO_PAD.encode(random::bytes::<32>()?),
+        )))
     }
 
     /// A token presented by a client; anything not shaped like one of ours
     /// is refused without a database lookup.
     pub fn parse(presented: &str) -> Option<Self> {
         let ok = presented.len() == ENCODED_LEN
-            && URL_SAFE_NO_PAD.decode(presented).is_ok_and(|b| b.len() == 32);
+            && URL_SAFE_NO_PAD
+                .decode(presented)
+                .is_ok_and(|b| b.len() == 32);
         ok.then(|| Self(SecretString::from(presented)))
     }
 
@@ -46,7 +50,9 @@ mod tests {
 
     #[test]
     fn generated_tokens_parse_and_differ() {
-        let (Ok(a), Ok(b)) = (PlainToken::generate(), PlainToken::generate()) else { panic!("rng") };
+        let (Ok(a), Ok(b)) = (PlainToken::generate(), PlainToken::generate()) else {
+            panic!("rng")
+        };
         assert_ne!(a.expose(), b.expose());
         assert!(PlainToken::parse(a.expose()).is_some_and(|p| p.hash() == a.hash()));
     }

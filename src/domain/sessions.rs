@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use crate::domain::access_tokens::{self, Subject};
 use crate::domain::email::Email;
-use crate::domain::passwords::Verified;
 use crate::domain::password_policy;
+use crate::domain::passwords::Verified;
 use crate::domain::refresh_tokens::PlainToken;
 use crate::domain::throttle::LoginAttempt;
 use crate::error::{Error, Result};
@@ -73,7 +73,9 @@ pub async fn login(
     let (user, rehash) = match (user, verified) {
         (Some(user), Verified::Yes { rehash }) if !user.disabled => (user, rehash),
         _ => {
-            attempt.failed(&state.db, &state.settings.throttle, now).await?;
+            attempt
+                .failed(&state.db, &state.settings.throttle, now)
+                .await?;
             return Err(Error::InvalidCredentials);
         }
     };
@@ -87,7 +89,12 @@ pub async fn login(
     open_session(state, user.id, client_type, now).await
 }
 
-async fn open_session(state: &AppState, user_id: Uuid, client_type: ClientType, now: OffsetDateTime) -> Result<Issued> {
+async fn open_session(
+    state: &AppState,
+    user_id: Uuid,
+    client_type: ClientType,
+    now: OffsetDateTime,
+) -> Result<Issued> {
     let auth = &state.settings.auth;
     let amr = vec!["pwd".to_owned()];
     let absolute_expires_at = now + Duration::seconds(auth.session_absolute_ttl_secs);
@@ -106,7 +113,14 @@ async fn open_session(state: &AppState, user_id: Uuid, client_type: ClientType, 
     store::insert_token(&mut *tx, &token.hash(), session.id, None, now).await?;
     let roles = users::roles(&mut *tx, user_id).await?;
     tx.commit().await?;
-    let live = LiveSession { id: session.id, user_id, amr, auth_time: now, absolute_expires_at, roles };
+    let live = LiveSession {
+        id: session.id,
+        user_id,
+        amr,
+        auth_time: now,
+        absolute_expires_at,
+        roles,
+    };
     issue(state, &live, token, now)
 }
 
@@ -114,7 +128,12 @@ fn idle_expiry(state: &AppState, now: OffsetDateTime, absolute: OffsetDateTime) 
     (now + Duration::seconds(state.settings.auth.session_idle_ttl_secs)).min(absolute)
 }
 
-fn issue(state: &AppState, session: &LiveSession, refresh_token: PlainToken, now: OffsetDateTime) -> Result<Issued> {
+fn issue(
+    state: &AppState,
+    session: &LiveSession,
+    refresh_token: PlainToken,
+    now: OffsetDateTime,
+) -> Result<Issued> {
     let subject = Subject {
         user_id: session.user_id,
         session_id: session.id,
@@ -144,7 +163,10 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued> {
                 return Err(Error::InvalidRefreshToken);
             };
             let leeway = Duration::seconds(state.settings.auth.refresh_reuse_leeway_secs);
-            let within_leeway = spent.spent_at.is_some_and(|at| now - at <= leeway);
+            // `now` may precede `spent_at` when both requests raced; that
+            // counts as inside the leeway, unless there is none at all.
+            let within_leeway =
+                leeway.is_positive() && spent.spent_at.is_some_and(|at| now - at < leeway);
             if !within_leeway || spent.leeway_used {
                 if store::revoke(&mut *tx, spent.session_id, "refresh_token_reuse", now).await? {
                     tracing::warn!(session_id = %spent.session_id, "refresh token reuse detected; session revoked");
@@ -161,7 +183,13 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued> {
     };
     let child = PlainToken::generate()?;
     store::insert_token(&mut *tx, &child.hash(), session.id, Some(&hash), now).await?;
-    store::touch(&mut *tx, session.id, now, idle_expiry(state, now, session.absolute_expires_at)).await?;
+    store::touch(
+        &mut *tx,
+        session.id,
+        now,
+        idle_expiry(state, now, session.absolute_expires_at),
+    )
+    .await?;
     tx.commit().await?;
     issue(state, &session, child, now)
 }
@@ -169,7 +197,9 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued> {
 /// Revokes the session the token belongs to. Unknown tokens are fine: logout
 /// is idempotent.
 pub async fn logout(state: &AppState, presented: &str) -> Result<()> {
-    let Some(token) = PlainToken::parse(presented) else { return Ok(()) };
+    let Some(token) = PlainToken::parse(presented) else {
+        return Ok(());
+    };
     if let Some(session_id) = store::session_of_token(&state.db, &token.hash()).await? {
         store::revoke(&state.db, session_id, "logout", state.clock.now()).await?;
     }

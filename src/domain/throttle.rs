@@ -24,26 +24,37 @@ pub struct LoginAttempt {
 
 impl LoginAttempt {
     pub fn new(key: &DataKey, email: &Email, ip: IpAddr) -> Self {
-        Self { subject: key.hmac(email.key().as_bytes()), ip_scope: ip.to_string() }
+        Self {
+            subject: key.hmac(email.key().as_bytes()),
+            ip_scope: ip.to_string(),
+        }
     }
 
     /// Refuses the attempt while either counter is in backoff.
     pub async fn check(&self, db: &PgPool, now: OffsetDateTime) -> Result<()> {
         let scopes = [self.ip_scope.as_str(), ACCOUNT_SCOPE];
         match store::blocked_until(db, &self.subject, &scopes, now).await? {
-            Some(until) => Err(Error::RateLimited { retry_after_secs: seconds_until(now, until) }),
+            Some(until) => Err(Error::RateLimited {
+                retry_after_secs: seconds_until(now, until),
+            }),
             None => Ok(()),
         }
     }
 
-    pub async fn failed(&self, db: &PgPool, settings: &ThrottleSettings, now: OffsetDateTime) -> Result<()> {
+    pub async fn failed(
+        &self,
+        db: &PgPool,
+        settings: &ThrottleSettings,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let window_start = now - Duration::seconds(settings.window_secs);
         let mut tx = db.begin().await?;
         for (scope, free) in [
             (self.ip_scope.as_str(), settings.ip_free_failures),
             (ACCOUNT_SCOPE, settings.account_free_failures),
         ] {
-            let failures = store::record_failure(&mut *tx, &self.subject, scope, now, window_start).await?;
+            let failures =
+                store::record_failure(&mut *tx, &self.subject, scope, now, window_start).await?;
             if let Some(delay) = backoff(failures, free, settings) {
                 store::block(&mut *tx, &self.subject, scope, now + delay).await?;
             }
@@ -86,7 +97,9 @@ mod tests {
             max_delay_secs: 900,
             window_secs: 3600,
         };
-        let delays: Vec<_> = (4..=9).map(|f| backoff(f, 5, &s).map(|d| d.whole_seconds())).collect();
+        let delays: Vec<_> = (4..=9)
+            .map(|f| backoff(f, 5, &s).map(|d| d.whole_seconds()))
+            .collect();
         assert_eq!(delays, vec![None, None, Some(1), Some(2), Some(4), Some(8)]);
         assert_eq!(backoff(60, 5, &s).map(|d| d.whole_seconds()), Some(900));
     }

@@ -55,7 +55,11 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-pub async fn resolve(State(proxies): State<TrustedProxies>, mut request: Request, next: Next) -> Response {
+pub async fn resolve(
+    State(proxies): State<TrustedProxies>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -95,16 +99,25 @@ mod tests {
     #[test]
     fn untrusted_peer_header_is_ignored() {
         let proxies = TrustedProxies::new(&[]);
-        assert_eq!(proxies.client_ip(ip("203.0.113.9"), Some("1.2.3.4")), ip("203.0.113.9"));
+        assert_eq!(
+            proxies.client_ip(ip("203.0.113.9"), Some("1.2.3.4")),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
     fn trusted_chain_is_walked_from_the_right() {
-        let nets: Vec<IpNet> = ["10.0.0.0/8"].iter().filter_map(|n| n.parse().ok()).collect();
+        let nets: Vec<IpNet> = ["10.0.0.0/8"]
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
         let proxies = TrustedProxies::new(&nets);
         // A client-supplied leftmost entry cannot override the real client.
         let got = proxies.client_ip(ip("10.0.0.1"), Some("6.6.6.6, 198.51.100.7, 10.0.0.2"));
         assert_eq!(got, ip("198.51.100.7"));
-        assert_eq!(proxies.client_ip(ip("::ffff:10.0.0.1"), None), ip("10.0.0.1"));
+        assert_eq!(
+            proxies.client_ip(ip("::ffff:10.0.0.1"), None),
+            ip("10.0.0.1")
+        );
     }
 }

@@ -7,9 +7,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum_extra::extract::CookieJar;
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use secrecy::SecretString;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::domain::access_tokens::{self, AccessClaims};
 use crate::error::{Error, Result};
@@ -31,13 +31,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
 }
 
 async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes> {
-    Bytes::from_request(request, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::PayloadTooLarge
-        } else {
-            Error::InvalidRequest("the request body could not be read".into())
-        }
-    })
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::InvalidRequest("the request body could not be read".into())
+            }
+        })
 }
 
 fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T> {
@@ -47,7 +49,8 @@ fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| {
             let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         });
     if !is_json {
         return Err(Error::UnsupportedMediaType);
@@ -72,7 +75,11 @@ fn describe_data_error(error: &serde_json::Error) -> String {
             .next()
             .unwrap_or("invalid request body")
             .to_owned(),
-        None => format!("a field has the wrong type (line {}, column {})", error.line(), error.column()),
+        None => format!(
+            "a field has the wrong type (line {}, column {})",
+            error.line(),
+            error.column()
+        ),
     }
 }
 
@@ -104,11 +111,19 @@ impl<S: Send + Sync> FromRequest<S> for RefreshCredential {
         let jar = CookieJar::from_headers(&headers);
         let body = read_body(request, state).await?;
         if body.iter().all(u8::is_ascii_whitespace) {
-            let token = jar.get(REFRESH_COOKIE).map(|c| SecretString::from(c.value()));
-            return Ok(Self { token, channel: Channel::Cookie });
+            let token = jar
+                .get(REFRESH_COOKIE)
+                .map(|c| SecretString::from(c.value()));
+            return Ok(Self {
+                token,
+                channel: Channel::Cookie,
+            });
         }
         let parsed: RefreshBody = parse_json(&headers, &body)?;
-        Ok(Self { token: Some(parsed.refresh_token), channel: Channel::Body })
+        Ok(Self {
+            token: Some(parsed.refresh_token),
+            channel: Channel::Body,
+        })
     }
 }
 
@@ -128,7 +143,12 @@ impl FromRequestParts<AppState> for Bearer {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(Error::InvalidToken);
         }
-        let claims = access_tokens::verify(&state.keys, &state.settings.auth, token.trim(), state.clock.now())?;
+        let claims = access_tokens::verify(
+            &state.keys,
+            &state.settings.auth,
+            token.trim(),
+            state.clock.now(),
+        )?;
         Ok(Bearer(claims))
     }
 }

@@ -27,12 +27,22 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct RouteTable(pub Vec<(Method, &'static str)>);
 
 impl RouteTable {
-    fn add<H, T>(&mut self, router: Router<AppState>, method: Method, path: &'static str, handler: H) -> Router<AppState>
+    fn add<H, T>(
+        &mut self,
+        router: Router<AppState>,
+        method: Method,
+        path: &'static str,
+        handler: H,
+    ) -> Router<AppState>
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
-        let filter = if method == Method::POST { MethodFilter::POST } else { MethodFilter::GET };
+        let filter = if method == Method::POST {
+            MethodFilter::POST
+        } else {
+            MethodFilter::GET
+        };
         self.0.push((method, path));
         router.route(path, on(filter, handler))
     }
@@ -49,14 +59,20 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
 
     let signup = t.add(Router::new(), Method::POST, "/v1/auth/signup", auth::signup);
     let login = t.add(Router::new(), Method::POST, "/v1/auth/login", auth::login);
-    let refresh = t.add(Router::new(), Method::POST, "/v1/auth/refresh", auth::refresh);
+    let refresh = t.add(
+        Router::new(),
+        Method::POST,
+        "/v1/auth/refresh",
+        auth::refresh,
+    );
     let refresh = t.add(refresh, Method::POST, "/v1/auth/logout", auth::logout);
-    let cookie_routes = refresh
-        .layer(limits.refresh.layer())
-        .layer(axum::middleware::from_fn_with_state(
-            origin::AllowedOrigins::new(&state.settings.http.allowed_origins),
-            origin::require_allowed_origin,
-        ));
+    let cookie_routes =
+        refresh
+            .layer(limits.refresh.layer())
+            .layer(axum::middleware::from_fn_with_state(
+                origin::AllowedOrigins::new(&state.settings.http.allowed_origins),
+                origin::require_allowed_origin,
+            ));
     let api = Router::new()
         .merge(signup.layer(limits.signup.layer()))
         .merge(login.layer(limits.login.layer()))
@@ -64,16 +80,28 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
     let api = t.add(api, Method::GET, "/v1/me", me::me);
 
     let public = Router::new();
-    let public = t.add(public, Method::GET, "/.well-known/jwks.json", well_known::jwks);
-    let public = t.add(public, Method::GET, "/.well-known/openid-configuration", well_known::openid_configuration);
+    let public = t.add(
+        public,
+        Method::GET,
+        "/.well-known/jwks.json",
+        well_known::jwks,
+    );
+    let public = t.add(
+        public,
+        Method::GET,
+        "/.well-known/openid-configuration",
+        well_known::openid_configuration,
+    );
     let public = t.add(public, Method::GET, "/healthz", health::healthz);
     let public = t.add(public, Method::GET, "/readyz", health::readyz);
 
     let router = Router::new()
-        .merge(api.layer(origin::cors(&state.settings.http.allowed_origins)))
+        .merge(api)
         .merge(public)
         .fallback(|| async { Error::NotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        // Outside the fallbacks, so preflight requests reach it for every route.
+        .layer(origin::cors(&state.settings.http.allowed_origins))
         .layer(DefaultBodyLimit::max(state.settings.http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             client_ip::TrustedProxies::new(&state.settings.http.trusted_proxies),
@@ -81,9 +109,18 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
         ))
         // Responses may carry tokens or account data; only the JWKS and
         // discovery handlers opt into caching by setting their own value.
-        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(crate::telemetry::http_trace_layer())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

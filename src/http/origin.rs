@@ -28,7 +28,11 @@ fn parse(origins: &[String]) -> Vec<HeaderValue> {
         .collect()
 }
 
-pub async fn require_allowed_origin(State(allowed): State<AllowedOrigins>, request: Request, next: Next) -> Response {
+pub async fn require_allowed_origin(
+    State(allowed): State<AllowedOrigins>,
+    request: Request,
+    next: Next,
+) -> Response {
     match request.headers().get(header::ORIGIN) {
         Some(origin) if !allowed.0.contains(origin) => Error::ForbiddenOrigin.into_response(),
         _ => next.run(request).await,

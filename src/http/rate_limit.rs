@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_governor::GovernorError;
+use tower_governor::GovernorLayer;
 use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
 use tower_governor::key_extractor::KeyExtractor;
-use tower_governor::GovernorLayer;
 
 use crate::config::{RateLimit, RateLimitSettings};
 use crate::error::Error;
@@ -48,9 +48,10 @@ impl Limiter {
 
     pub fn layer(&self) -> GovernorLayer<ClientIpKey, NoOpMiddleware, Body> {
         GovernorLayer::new(Arc::clone(&self.0)).error_handler(|error| match error {
-            GovernorError::TooManyRequests { wait_time, .. } => {
-                Error::RateLimited { retry_after_secs: wait_time }.into_response()
+            GovernorError::TooManyRequests { wait_time, .. } => Error::RateLimited {
+                retry_after_secs: wait_time,
             }
+            .into_response(),
             other => Error::Internal(anyhow::anyhow!("rate limiter: {other}")).into_response(),
         })
     }

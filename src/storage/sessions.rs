@@ -154,7 +154,10 @@ pub struct SpentToken {
     pub leeway_used: bool,
 }
 
-pub async fn lock_token(db: impl PgExecutor<'_>, token_hash: &[u8]) -> sqlx::Result<Option<SpentToken>> {
+pub async fn lock_token(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<SpentToken>> {
     sqlx::query_as(
         "SELECT session_id, spent_at, leeway_used FROM refresh_tokens
          WHERE token_hash = $1 FOR UPDATE",
@@ -172,7 +175,10 @@ pub async fn mark_leeway_used(db: impl PgExecutor<'_>, token_hash: &[u8]) -> sql
     Ok(())
 }
 
-pub async fn session_of_token(db: impl PgExecutor<'_>, token_hash: &[u8]) -> sqlx::Result<Option<Uuid>> {
+pub async fn session_of_token(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
         .bind(token_hash)
         .fetch_optional(db)

@@ -13,7 +13,10 @@ pub struct StoredKey {
 }
 
 /// Keys still valid for verification at `now`: the active one first.
-pub async fn published(db: impl PgExecutor<'_>, now: OffsetDateTime) -> sqlx::Result<Vec<StoredKey>> {
+pub async fn published(
+    db: impl PgExecutor<'_>,
+    now: OffsetDateTime,
+) -> sqlx::Result<Vec<StoredKey>> {
     sqlx::query_as(
         "SELECT kid, public_n, public_e, private_key_enc, created_at, retire_after
          FROM signing_keys WHERE retire_after IS NULL OR retire_after > $1
@@ -47,7 +50,10 @@ pub async fn has_active(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
         .await
 }
 
-pub async fn retire_active(db: impl PgExecutor<'_>, retire_after: OffsetDateTime) -> sqlx::Result<()> {
+pub async fn retire_active(
+    db: impl PgExecutor<'_>,
+    retire_after: OffsetDateTime,
+) -> sqlx::Result<()> {
     sqlx::query("UPDATE signing_keys SET retire_after = $1 WHERE retire_after IS NULL")
         .bind(retire_after)
         .execute(db)

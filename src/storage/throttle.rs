@@ -20,7 +20,6 @@ pub async fn blocked_until(
     .await
 }
 
-
 /// Counts one failure, starting over when the last one is older than `window_start`.
 pub async fn record_failure(
     db: impl PgExecutor<'_>,
@@ -69,7 +68,11 @@ pub async fn clear(db: impl PgExecutor<'_>, subject: &[u8], scope: &str) -> sqlx
     Ok(())
 }
 
-pub async fn purge_stale(db: impl PgExecutor<'_>, window_start: OffsetDateTime, now: OffsetDateTime) -> sqlx::Result<u64> {
+pub async fn purge_stale(
+    db: impl PgExecutor<'_>,
+    window_start: OffsetDateTime,
+    now: OffsetDateTime,
+) -> sqlx::Result<u64> {
     let result = sqlx::query(
         "DELETE FROM login_throttle WHERE last_failure_at < $1 AND (blocked_until IS NULL OR blocked_until < $2)",
     )

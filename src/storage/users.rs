@@ -57,7 +57,10 @@ pub struct LoginUser {
     pub disabled: bool,
 }
 
-pub async fn find_for_login(db: impl PgExecutor<'_>, email_key: &str) -> sqlx::Result<Option<LoginUser>> {
+pub async fn find_for_login(
+    db: impl PgExecutor<'_>,
+    email_key: &str,
+) -> sqlx::Result<Option<LoginUser>> {
     sqlx::query_as(
         "SELECT id, password_hash, email_verified, disabled_at IS NOT NULL AS disabled
          FROM users WHERE email_key = $1",

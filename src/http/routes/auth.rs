@@ -1,14 +1,14 @@
 //! /v1/auth/*: sign-up, login, refresh, logout.
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::domain::sessions::{self, ClientType, Issued};
 use crate::domain::accounts;
+use crate::domain::sessions::{self, ClientType, Issued};
 use crate::error::{Error, Result};
 use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
@@ -22,7 +22,10 @@ pub struct SignupRequest {
     password: SecretString,
 }
 
-pub async fn signup(State(state): State<AppState>, AppJson(body): AppJson<SignupRequest>) -> Result<Response> {
+pub async fn signup(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<SignupRequest>,
+) -> Result<Response> {
     accounts::signup(&state, &body.email, body.password.expose_secret()).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response())
 }
@@ -53,21 +56,38 @@ pub async fn login(
         ClientTypeField::Web => (ClientType::Web, Channel::Cookie),
         ClientTypeField::Native => (ClientType::Native, Channel::Body),
     };
-    let issued = sessions::login(&state, &body.email, body.password.expose_secret(), client_type, ip).await?;
+    let issued = sessions::login(
+        &state,
+        &body.email,
+        body.password.expose_secret(),
+        client_type,
+        ip,
+    )
+    .await?;
     Ok(token_response(issued, channel))
 }
 
-pub async fn refresh(State(state): State<AppState>, credential: RefreshCredential) -> Result<Response> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    credential: RefreshCredential,
+) -> Result<Response> {
     let token = credential.token.ok_or(Error::InvalidRefreshToken)?;
     let issued = sessions::refresh(&state, token.expose_secret()).await?;
     Ok(token_response(issued, credential.channel))
 }
 
-pub async fn logout(State(state): State<AppState>, credential: RefreshCredential) -> Result<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    credential: RefreshCredential,
+) -> Result<Response> {
     if let Some(token) = credential.token {
         sessions::logout(&state, token.expose_secret()).await?;
     }
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookies::clearing_header())]).into_response())
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, cookies::clearing_header())],
+    )
+        .into_response())
 }
 
 #[derive(Serialize)]
@@ -91,7 +111,9 @@ fn token_response(issued: Issued, channel: Channel) -> Response {
     let mut response = Json(body).into_response();
     if channel == Channel::Cookie {
         let cookie = cookies::refresh_cookie(issued.refresh_token.expose(), issued.refresh_max_age);
-        response.headers_mut().insert(header::SET_COOKIE, cookies::header(&cookie));
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, cookies::header(&cookie));
     }
     response
 }

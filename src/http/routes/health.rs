@@ -1,6 +1,6 @@
 //! Liveness and readiness probes.
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde_json::{Value, json};
 use std::time::Duration;
 

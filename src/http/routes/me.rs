@@ -1,6 +1,6 @@
 //! /v1/me: the caller's own account.
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;

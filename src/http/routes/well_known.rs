@@ -1,9 +1,9 @@
 //! Discovery for resource servers: the JWKS and the OpenID configuration
 //! (what AppSync and API Gateway JWT/OIDC authorizers read).
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -14,7 +14,10 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     let jwks = state.keys.current().jwks.to_vec();
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (header::CACHE_CONTROL, CACHEABLE),
         ],
         jwks,

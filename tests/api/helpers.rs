@@ -1,0 +1,288 @@
+//! Spawning an app per test and speaking to it like a client would.
+#![allow(dead_code)]
+
+use authd::clock::{Clock, OffsetClock};
+use authd::config::{Profile, Settings};
+use authd::crypto::MasterKey;
+use authd::startup::Application;
+use authd::state::AppState;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const REFRESH_COOKIE: &str = "__Secure-authd_refresh";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub state: AppState,
+    pub clock: Arc<OffsetClock>,
+    pub db: PgPool,
+    pub db_name: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("AUTHD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn url_for(database: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{database}")
+}
+
+pub fn test_settings() -> Settings {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings = Settings::load(Profile::Test, &dir).expect("test settings");
+    settings.http.addr = "127.0.0.1:0".parse().unwrap();
+    settings.http.allowed_origins = vec!["https://app.example.com".into()];
+    settings
+}
+
+/// A fresh, migrated database.
+pub async fn create_database() -> (String, PgPool) {
+    let name = format!("authd_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&admin_url())
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect(&url_for(&name))
+        .await
+        .unwrap();
+    authd::storage::db::migrate(&pool).await.unwrap();
+    (name, pool)
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings();
+    configure(&mut settings);
+    let (db_name, pool) = create_database().await;
+    let clock = Arc::new(OffsetClock::default());
+    let master = MasterKey::generate().unwrap();
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let app = Application::with_pool(settings, pool.clone(), &master, dyn_clock)
+        .await
+        .expect("build app");
+    let addr = app.local_addr().unwrap();
+    let state = app.state().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        addr,
+        client: client_from("127.0.0.1"),
+        state,
+        clock,
+        db: pool,
+        db_name,
+    }
+}
+
+/// A client whose connections come from `source` (any 127.0.0.0/8 address
+/// works on Linux loopback), to act as distinct client IPs.
+pub fn client_from(source: &str) -> Client {
+    Client::builder()
+        .local_address(source.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let name = self.db_name.clone();
+        // Dropping a database needs a connection outside this test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.post_json_with(&self.client, path, body).await
+    }
+
+    pub async fn post_json_with(&self, client: &Client, path: &str, body: &Value) -> Response {
+        client.post(self.url(path)).json(body).send().await.unwrap()
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/v1/auth/signup",
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// Signs up `email` with `PASSWORD` and checks it was accepted.
+    pub async fn create_user(&self, email: &str) {
+        let response = self.signup(email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+
+    pub async fn login(&self, email: &str, password: &str, client_type: &str) -> Response {
+        self.login_with(&self.client, email, password, client_type)
+            .await
+    }
+
+    pub async fn login_with(
+        &self,
+        client: &Client,
+        email: &str,
+        password: &str,
+        client_type: &str,
+    ) -> Response {
+        let body = json!({ "email": email, "password": password, "client_type": client_type });
+        self.post_json_with(client, "/v1/auth/login", &body).await
+    }
+
+    /// Logs in natively and returns (access_token, refresh_token).
+    pub async fn login_native(&self, email: &str) -> (String, String) {
+        let response = self.login(email, PASSWORD, "native").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        (
+            str_field(&body, "access_token"),
+            str_field(&body, "refresh_token"),
+        )
+    }
+
+    pub async fn refresh_body(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/v1/auth/refresh",
+            &json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn refresh_cookie(&self, refresh_token: &str) -> Response {
+        self.client
+            .post(self.url("/v1/auth/refresh"))
+            .header("cookie", format!("{REFRESH_COOKIE}={refresh_token}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn me(&self, access_token: &str) -> Response {
+        self.client
+            .get(self.url("/v1/me"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+    }
+}
+
+pub fn str_field(body: &Value, field: &str) -> String {
+    body[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string field {field} in {body}"))
+        .to_owned()
+}
+
+/// The `Set-Cookie` header for the refresh cookie, if any.
+pub fn refresh_set_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{REFRESH_COOKIE}=")))
+        .map(str::to_owned)
+}
+
+/// The cookie's value from a `Set-Cookie` header.
+pub fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap()
+}
+
+pub fn cookie_attributes(set_cookie: &str) -> Vec<String> {
+    set_cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_owned())
+        .collect()
+}
+
+/// Decodes a JWT's header and claims without verifying it.
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut next = || {
+        let bytes = URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap();
+        serde_json::from_slice::<Value>(&bytes).unwrap()
+    };
+    let header = next();
+    let claims = next();
+    (header, claims)
+}
+
+pub async fn error_code(response: Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    (status, str_field(&body, "error"))
+}
+
+impl TestApp {
+    /// What `authd keys rotate` does, followed by the reload every replica
+    /// performs periodically.
+    pub async fn rotate_keys(&self) {
+        let master_sealing = self.state.keys.sealing_key();
+        authd::domain::keys::rotate(
+            &self.db,
+            master_sealing,
+            2048,
+            time::Duration::seconds(900),
+            self.clock.now(),
+            false,
+        )
+        .await
+        .unwrap();
+        self.state
+            .keys
+            .reload(&self.db, self.clock.now())
+            .await
+            .unwrap();
+    }
+}

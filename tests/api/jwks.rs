@@ -1,0 +1,200 @@
+//! Discovery, JWKS, and key rotation as a resource server sees them.
+use crate::helpers::*;
+use authd::clock::Clock;
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
+use serde_json::Value;
+use time::Duration;
+
+async fn jwks(app: &TestApp) -> Value {
+    let response = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    response.json().await.unwrap()
+}
+
+/// Verifies an RS256 JWT with nothing but the JWKS and aws-lc-rs: an
+/// implementation independent of the one authd signs with.
+fn verify_independently(jwks: &Value, token: &str) -> bool {
+    let (header, _) = jwt_parts(token);
+    let Some(key) = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+    else {
+        return false;
+    };
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["alg"].as_str(),
+            key["use"].as_str()
+        ),
+        (Some("RSA"), Some("RS256"), Some("sig"))
+    );
+    let decode = |field: &str| {
+        URL_SAFE_NO_PAD
+            .decode(key[field].as_str().unwrap())
+            .unwrap()
+    };
+    let public = RsaPublicKeyComponents {
+        n: decode("n"),
+        e: decode("e"),
+    };
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    public
+        .verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature)
+        .is_ok()
+}
+
+#[tokio::test]
+async fn issued_tokens_verify_against_the_published_jwks() {
+    let app = spawn_app().await;
+    app.create_user("rs@example.com").await;
+    let (access, _) = app.login_native("rs@example.com").await;
+    let keys = jwks(&app).await;
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
+    let n = URL_SAFE_NO_PAD
+        .decode(keys["keys"][0]["n"].as_str().unwrap())
+        .unwrap();
+    assert!(n.len() * 8 >= 2048);
+    assert!(verify_independently(&keys, &access));
+    // And a flipped claim breaks the signature.
+    let mut parts: Vec<&str> = access.split('.').collect();
+    let forged_claims = URL_SAFE_NO_PAD.encode(r#"{"sub":"someone-else"}"#);
+    parts[1] = &forged_claims;
+    assert!(!verify_independently(&keys, &parts.join(".")));
+}
+
+#[tokio::test]
+async fn discovery_document_points_at_the_jwks() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let doc: Value = response.json().await.unwrap();
+    let issuer = app.state.settings.auth.issuer.clone();
+    assert_eq!(doc["issuer"], issuer.as_str());
+    assert_eq!(
+        doc["jwks_uri"],
+        format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'))
+    );
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256"])
+    );
+    assert_eq!(
+        doc["subject_types_supported"],
+        serde_json::json!(["public"])
+    );
+}
+
+#[tokio::test]
+async fn keys_sealed_under_another_master_key_are_refused() {
+    let app = spawn_app().await;
+    let other = authd::crypto::MasterKey::generate().unwrap();
+    let sealing = other.derive(authd::domain::keys::SEALING_LABEL);
+    let rotated = authd::domain::keys::rotate(
+        &app.db,
+        &sealing,
+        2048,
+        Duration::seconds(900),
+        app.clock.now(),
+        false,
+    )
+    .await;
+    assert!(rotated.is_ok());
+    // The app cannot open the new active key, so it keeps its current keys.
+    assert!(
+        app.state
+            .keys
+            .reload(&app.db, app.clock.now())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn rotation_publishes_both_keys_and_retires_the_old_one() {
+    let app = spawn_app().await;
+    app.create_user("rot2@example.com").await;
+    let (old_token, _) = app.login_native("rot2@example.com").await;
+    let old_kid = jwt_parts(&old_token).0["kid"].as_str().unwrap().to_owned();
+
+    app.rotate_keys().await;
+    let keys = jwks(&app).await;
+    let kids: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 2);
+    assert!(kids.contains(&old_kid.as_str()));
+    // Old tokens keep verifying, locally and independently.
+    assert_eq!(app.me(&old_token).await.status(), StatusCode::OK);
+    assert!(verify_independently(&keys, &old_token));
+    // New tokens use the new key.
+    let (new_token, _) = app.login_native("rot2@example.com").await;
+    let new_kid = jwt_parts(&new_token).0["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, old_kid);
+    assert!(verify_independently(&keys, &new_token));
+
+    // Once every token the old key signed has expired, it leaves the JWKS.
+    app.clock.advance(Duration::seconds(900 + 5 * 60 + 1));
+    app.state
+        .keys
+        .reload(&app.db, app.clock.now())
+        .await
+        .unwrap();
+    let keys = jwks(&app).await;
+    let kids: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, vec![new_kid.as_str()]);
+    let listed = authd::domain::keys::list(&app.db, app.clock.now())
+        .await
+        .unwrap();
+    let statuses: Vec<(&str, &str)> = listed.iter().map(|k| (k.kid.as_str(), k.status)).collect();
+    assert!(statuses.contains(&(old_kid.as_str(), "retired")));
+    assert!(statuses.contains(&(new_kid.as_str(), "active")));
+}
+
+#[tokio::test]
+async fn private_keys_are_stored_encrypted() {
+    let app = spawn_app().await;
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT private_key_enc FROM signing_keys")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    // A PKCS#8 RSA key in the clear starts with a DER SEQUENCE and holds the
+    // rsaEncryption OID; the sealed form starts with our version byte.
+    assert_eq!(sealed[0], 1);
+    let rsa_oid = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    assert!(!sealed.windows(rsa_oid.len()).any(|w| w == rsa_oid));
+}

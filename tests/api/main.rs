@@ -1,0 +1,16 @@
+//! Integration tests: the real router on a random port, a fresh PostgreSQL
+//! database per test, reqwest as the client.
+// A failed unwrap is a failed test, with the reason in the panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod helpers;
+
+mod errors;
+mod health;
+mod jwks;
+mod login;
+mod me;
+mod openapi;
+mod overload;
+mod rate_limit;
+mod refresh;
+mod signup;
