@@ -63,3 +63,24 @@ pub fn http_trace_layer()
         .on_request(())
         .on_response(LogResponse)
 }
+
+/// Drops a client-supplied `x-request-id` that is too long or holds anything
+/// but `[A-Za-z0-9._:-]`, so it can neither flood nor forge log lines; a
+/// fresh id is generated in its place.
+pub async fn sanitize_request_id(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let acceptable = request.headers().get("x-request-id").is_none_or(|v| {
+        let bytes = v.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= 64
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b))
+    });
+    if !acceptable {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
+}

@@ -124,6 +124,9 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
         .layer(crate::telemetry::http_trace_layer())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(
+            crate::telemetry::sanitize_request_id,
+        ))
         .with_state(state);
     (router, table)
 }

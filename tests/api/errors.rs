@@ -120,4 +120,20 @@ async fn every_response_carries_security_headers_and_a_request_id() {
     assert_eq!(h["cache-control"], "no-store");
     let generated = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(generated.headers()["x-request-id"].len(), 36);
+    // A hostile id (log forging, flooding) is replaced, not echoed.
+    for hostile in ["a\"b{}", &"x".repeat(65)] {
+        let response = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", hostile)
+            .send()
+            .await
+            .unwrap();
+        let echoed = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(echoed, hostile);
+        assert_eq!(echoed.len(), 36);
+    }
 }

@@ -33,7 +33,7 @@ fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn url_for(database: &str) -> String {
+pub fn database_url(database: &str) -> String {
     let admin = admin_url();
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     format!("{base}/{database}")
@@ -61,7 +61,7 @@ pub async fn create_database() -> (String, PgPool) {
     let pool = PgPoolOptions::new()
         .max_connections(10)
         .acquire_timeout(std::time::Duration::from_secs(2))
-        .connect(&url_for(&name))
+        .connect(&database_url(&name))
         .await
         .unwrap();
     authd::storage::db::migrate(&pool).await.unwrap();
@@ -285,4 +285,20 @@ impl TestApp {
             .await
             .unwrap();
     }
+}
+
+pub async fn drop_database(pool: PgPool, name: &str) {
+    pool.close().await;
+    let mut admin = PgConnection::connect(&admin_url()).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+/// A fresh directory under the system temp dir.
+pub fn tempdir() -> String {
+    let dir = std::env::temp_dir().join(format!("authd-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.to_string_lossy().into_owned()
 }

@@ -20,6 +20,15 @@ async fn jwks(app: &TestApp) -> Value {
     response.json().await.unwrap()
 }
 
+fn kids(jwks: &Value) -> Vec<String> {
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Verifies an RS256 JWT with nothing but the JWKS and aws-lc-rs: an
 /// implementation independent of the one authd signs with.
 fn verify_independently(jwks: &Value, token: &str) -> bool {
@@ -145,14 +154,9 @@ async fn rotation_publishes_both_keys_and_retires_the_old_one() {
 
     app.rotate_keys().await;
     let keys = jwks(&app).await;
-    let kids: Vec<&str> = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
-    assert_eq!(kids.len(), 2);
-    assert!(kids.contains(&old_kid.as_str()));
+    let published = kids(&keys);
+    assert_eq!(published.len(), 2);
+    assert!(published.contains(&old_kid));
     // Old tokens keep verifying, locally and independently.
     assert_eq!(app.me(&old_token).await.status(), StatusCode::OK);
     assert!(verify_independently(&keys, &old_token));
@@ -170,13 +174,7 @@ async fn rotation_publishes_both_keys_and_retires_the_old_one() {
         .await
         .unwrap();
     let keys = jwks(&app).await;
-    let kids: Vec<&str> = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
-    assert_eq!(kids, vec![new_kid.as_str()]);
+    assert_eq!(kids(&keys), vec![new_kid.clone()]);
     let listed = authd::domain::keys::list(&app.db, app.clock.now())
         .await
         .unwrap();

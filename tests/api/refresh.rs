@@ -115,54 +115,14 @@ async fn within_the_leeway_a_spent_token_yields_one_more_child_then_counts_as_re
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_refreshes_of_one_token_never_both_succeed() {
-    let app = spawn_with(|s| s.auth.refresh_reuse_leeway_secs = 0).await;
-    app.create_user("race@example.com").await;
-    for _ in 0..3 {
-        let (_, token) = app.login_native("race@example.com").await;
-        let url = app.url("/v1/auth/refresh");
-        let attempts: Vec<_> = (0..8)
-            .map(|_| {
-                let client = app.client.clone();
-                let url = url.clone();
-                let token = token.clone();
-                tokio::spawn(async move {
-                    let body = serde_json::json!({ "refresh_token": token });
-                    client
-                        .post(url)
-                        .json(&body)
-                        .send()
-                        .await
-                        .map(|r| r.status())
-                })
-            })
-            .collect();
-        let mut ok = 0;
-        for attempt in attempts {
-            let status = attempt.await.unwrap().unwrap();
-            assert!(
-                status == StatusCode::OK || status == StatusCode::UNAUTHORIZED,
-                "{status}"
-            );
-            ok += usize::from(status == StatusCode::OK);
-        }
-        assert!(ok <= 1, "{ok} concurrent refreshes succeeded");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_refreshes_inside_the_leeway_mint_at_most_two_children() {
-    let app = spawn_app().await;
-    app.create_user("race2@example.com").await;
-    let (_, token) = app.login_native("race2@example.com").await;
-    let attempts: Vec<_> = (0..8)
+/// Presents `token` `n` times at once; the statuses, in no particular order.
+async fn race_refreshes(app: &TestApp, token: &str, n: usize) -> Vec<StatusCode> {
+    let attempts: Vec<_> = (0..n)
         .map(|_| {
             let client = app.client.clone();
             let url = app.url("/v1/auth/refresh");
-            let token = token.clone();
+            let body = serde_json::json!({ "refresh_token": token });
             tokio::spawn(async move {
-                let body = serde_json::json!({ "refresh_token": token });
                 client
                     .post(url)
                     .json(&body)
@@ -172,16 +132,44 @@ async fn concurrent_refreshes_inside_the_leeway_mint_at_most_two_children() {
             })
         })
         .collect();
-    let mut ok = 0;
+    let mut statuses = Vec::new();
     for attempt in attempts {
-        ok += usize::from(attempt.await.unwrap().unwrap() == StatusCode::OK);
+        let status = attempt.await.unwrap().unwrap();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::UNAUTHORIZED,
+            "{status}"
+        );
+        statuses.push(status);
     }
+    statuses
+}
+
+fn successes(statuses: &[StatusCode]) -> usize {
+    statuses.iter().filter(|s| **s == StatusCode::OK).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_of_one_token_never_both_succeed() {
+    let app = spawn_with(|s| s.auth.refresh_reuse_leeway_secs = 0).await;
+    app.create_user("race@example.com").await;
+    for _ in 0..3 {
+        let (_, token) = app.login_native("race@example.com").await;
+        let ok = successes(&race_refreshes(&app, &token, 8).await);
+        assert!(ok <= 1, "{ok} concurrent refreshes succeeded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_inside_the_leeway_mint_at_most_two_children() {
+    let app = spawn_app().await;
+    app.create_user("race2@example.com").await;
+    let (_, token) = app.login_native("race2@example.com").await;
+    let ok = successes(&race_refreshes(&app, &token, 8).await);
     assert!((1..=2).contains(&ok), "{ok}");
-    assert!(
-        app.count("SELECT count(*) FROM refresh_tokens WHERE parent_hash IS NOT NULL")
-            .await
-            <= 2
-    );
+    let children = app
+        .count("SELECT count(*) FROM refresh_tokens WHERE parent_hash IS NOT NULL")
+        .await;
+    assert!(children <= 2, "{children}");
 }
 
 #[tokio::test]
