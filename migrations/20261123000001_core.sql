@@ -61,8 +61,10 @@ CREATE TABLE refresh_tokens (
 );
 CREATE INDEX refresh_tokens_session_id ON refresh_tokens (session_id);
 
--- RSA signing keys. `retire_after` is NULL for the one active key; a rotated
--- key keeps verifying (and stays in the JWKS) until then.
+-- RSA signing keys. A new key is published in the JWKS at once but signs only
+-- from `activate_after`, so resource servers that cache the JWKS know it
+-- before tokens signed with it arrive. `retire_after` is NULL for the newest
+-- key; older keys keep verifying until every token they signed has expired.
 CREATE TABLE signing_keys (
     kid             text PRIMARY KEY,
     algorithm       text NOT NULL DEFAULT 'RS256',
@@ -71,9 +73,10 @@ CREATE TABLE signing_keys (
     -- PKCS#8 private key sealed with AES-256-GCM under a master-derived key.
     private_key_enc bytea NOT NULL,
     created_at      timestamptz NOT NULL,
+    activate_after  timestamptz NOT NULL,
     retire_after    timestamptz
 );
-CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((true)) WHERE retire_after IS NULL;
+CREATE UNIQUE INDEX signing_keys_one_newest ON signing_keys ((true)) WHERE retire_after IS NULL;
 
 -- Failed-login counters. `subject` is an HMAC of the normalised email (so
 -- unknown addresses are throttled exactly like real ones, and the table holds

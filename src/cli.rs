@@ -49,12 +49,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Create a new active signing key. The previous key stops signing but
-    /// stays in the JWKS and keeps verifying until every token it signed has
-    /// expired (access-token lifetime plus five minutes), then retires.
-    Rotate,
-    /// List signing keys: kid, creation time, status (active, verify-only,
-    /// retired) and retirement time.
+    /// Add a new signing key. It is published in the JWKS at once and starts
+    /// signing after keys.activation_delay_secs (so caching resource servers
+    /// learn it first); the key it replaces keeps verifying until every token
+    /// it signed has expired (access-token lifetime plus five minutes).
+    Rotate {
+        /// Sign with the new key at once (e.g. the current key is
+        /// compromised); resource servers with a cached JWKS may reject new
+        /// tokens until they refetch it.
+        #[arg(long)]
+        immediately: bool,
+    },
+    /// List signing keys: kid, status (pending, active, verify-only,
+    /// retired), creation, activation and retirement times.
     List,
 }
 
@@ -89,39 +96,68 @@ async fn keys_command(
     command: KeysCommand,
 ) -> anyhow::Result<()> {
     let pool = db::connect(&settings.database).await?;
+    let now = clock.now();
     match command {
-        KeysCommand::Rotate => {
+        KeysCommand::Rotate { immediately } => {
             let master = startup::load_master_key(&settings)?;
             let sealing = master.derive(keys::SEALING_LABEL);
-            let ttl = time::Duration::seconds(settings.auth.access_token_ttl_secs);
-            let kid = keys::rotate(
-                &pool,
-                &sealing,
-                settings.keys.rsa_bits,
-                ttl,
-                clock.now(),
-                false,
-            )
-            .await?;
-            println!("new active signing key: {}", kid.unwrap_or_default());
+            let rotation = settings.keys.rotation(&settings.auth, immediately);
+            let kid = keys::rotate(&pool, &sealing, rotation, now).await?;
+            println!(
+                "new signing key {kid}: published now, signing from {}",
+                now + rotation.activation_delay
+            );
         }
         KeysCommand::List => {
-            println!(
-                "{:<45} {:<10} {:<28} retire_after",
-                "kid", "status", "created_at"
+            let rows: Vec<[String; 5]> = keys::list(&pool, now)
+                .await?
+                .into_iter()
+                .map(|k| {
+                    let retire = k
+                        .retire_after
+                        .map_or_else(|| "-".to_owned(), |t| t.to_string());
+                    [
+                        k.kid,
+                        k.status.to_owned(),
+                        k.created_at.to_string(),
+                        k.activate_after.to_string(),
+                        retire,
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "kid",
+                    "status",
+                    "created_at",
+                    "activate_after",
+                    "retire_after",
+                ],
+                &rows,
             );
-            for key in keys::list(&pool, clock.now()).await? {
-                let retire = key
-                    .retire_after
-                    .map_or_else(|| "-".to_owned(), |t| t.to_string());
-                println!(
-                    "{:<45} {:<10} {:<28} {retire}",
-                    key.kid,
-                    key.status,
-                    key.created_at.to_string()
-                );
-            }
         }
     }
     Ok(())
+}
+
+/// Left-aligned columns, each as wide as its widest cell.
+fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(*header);
+    for row in rows {
+        line(row.each_ref().map(String::as_str));
+    }
 }

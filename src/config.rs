@@ -141,7 +141,26 @@ pub struct ThrottleSettings {
 #[serde(deny_unknown_fields)]
 pub struct KeySettings {
     pub rsa_bits: u32,
+    pub activation_delay_secs: i64,
     pub reload_secs: u64,
+}
+
+impl KeySettings {
+    pub fn rotation(
+        &self,
+        auth: &AuthSettings,
+        immediately: bool,
+    ) -> crate::domain::keys::Rotation {
+        crate::domain::keys::Rotation {
+            bits: self.rsa_bits,
+            token_ttl: time::Duration::seconds(auth.access_token_ttl_secs),
+            activation_delay: time::Duration::seconds(if immediately {
+                0
+            } else {
+                self.activation_delay_secs
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -173,7 +192,9 @@ impl Settings {
             .merge(Toml::file(dir.join(format!("{}.toml", profile.name()))))
             .merge(
                 Env::prefixed("AUTHD_")
-                    .ignore(&["profile", "config_dir"])
+                    // Not settings: the profile, the config dir, and the
+                    // test suite's database.
+                    .ignore(&["profile", "config_dir", "test_database_url"])
                     .split("__"),
             );
         if let Ok(url) = std::env::var("DATABASE_URL") {
@@ -202,6 +223,14 @@ impl Settings {
         anyhow::ensure!(
             matches!(self.keys.rsa_bits, 2048 | 3072 | 4096),
             "keys.rsa_bits must be 2048, 3072 or 4096"
+        );
+        anyhow::ensure!(
+            (1..=300).contains(&self.keys.reload_secs),
+            "keys.reload_secs must be between 1 and 300 (rotated keys retire 5 minutes after their last use)"
+        );
+        anyhow::ensure!(
+            self.keys.activation_delay_secs >= 0,
+            "keys.activation_delay_secs must not be negative"
         );
         let a = &self.auth;
         anyhow::ensure!(

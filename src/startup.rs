@@ -94,16 +94,8 @@ pub async fn build_state(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<AppState> {
     let sealing = master.derive(keys::SEALING_LABEL);
-    let token_ttl = time::Duration::seconds(settings.auth.access_token_ttl_secs);
-    keys::rotate(
-        &pool,
-        &sealing,
-        settings.keys.rsa_bits,
-        token_ttl,
-        clock.now(),
-        true,
-    )
-    .await?;
+    keys::ensure_initial_key(&pool, &sealing, settings.keys.rsa_bits, clock.now()).await?;
+    check_default_roles(&pool, &settings.auth.default_roles).await?;
     let key_store = KeyStore::load(&pool, sealing, clock.now()).await?;
     let password_settings = settings.password.clone();
     let passwords =
@@ -118,6 +110,17 @@ pub async fn build_state(
         passwords,
         rate_limiters,
     })))
+}
+
+/// A missing role would make every signup fail; refuse to start instead.
+async fn check_default_roles(pool: &PgPool, roles: &[String]) -> anyhow::Result<()> {
+    let known = crate::storage::users::known_roles(pool).await?;
+    if let Some(unknown) = roles.iter().find(|r| !known.contains(r)) {
+        anyhow::bail!(
+            "auth.default_roles names {unknown:?}, which is not a role (known: {known:?})"
+        );
+    }
+    Ok(())
 }
 
 /// Periodic upkeep: reload keys (rotation on another replica), drop expired

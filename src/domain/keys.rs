@@ -1,9 +1,12 @@
 //! RS256 signing keys: generated here, stored sealed under a master-derived
 //! key, cached in memory as ready-to-use encoding/decoding keys.
 //!
-//! Rotation makes a new active key and schedules the old one to retire once
-//! every token it signed has expired (token lifetime plus a margin for
-//! replicas that have not reloaded yet); until then it stays in the JWKS.
+//! Rotation adds a key that is published at once but signs only after
+//! `keys.activation_delay_secs`, so resource servers that cache the JWKS
+//! (API Gateway keeps it for up to two hours) know it before its first token.
+//! The key it replaces signs until then and keeps verifying until every token
+//! it signed has expired (token lifetime plus a margin for replicas that have
+//! not reloaded yet).
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{KeyPair as _, RsaKeyPair};
@@ -70,8 +73,9 @@ impl KeyStore {
 
 async fn load_set(db: &PgPool, sealing: &DataKey, now: OffsetDateTime) -> anyhow::Result<KeySet> {
     let stored = signing_keys::published(db, now).await?;
-    let Some(active_row) = stored.iter().find(|k| k.retire_after.is_none()) else {
-        anyhow::bail!("no active signing key: run `authd keys rotate`");
+    // `published` orders by activation, newest first.
+    let Some(active_row) = stored.iter().find(|k| k.activate_after <= now) else {
+        anyhow::bail!("no active signing key: run `authd keys rotate --immediately`");
     };
     let pkcs8 = sealing.open(active_row.kid.as_bytes(), &active_row.private_key_enc)?;
     let encoding = EncodingKey::from_rsa_pem(pkcs8_pem(&pkcs8).as_bytes())?;
@@ -130,7 +134,12 @@ fn thumbprint(n: &[u8], e: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(random::sha256(canonical.as_bytes()))
 }
 
-fn generate(bits: u32, sealing: &DataKey, now: OffsetDateTime) -> anyhow::Result<StoredKey> {
+fn generate(
+    bits: u32,
+    sealing: &DataKey,
+    now: OffsetDateTime,
+    activate_after: OffsetDateTime,
+) -> anyhow::Result<StoredKey> {
     let size = match bits {
         3072 => KeySize::Rsa3072,
         4096 => KeySize::Rsa4096,
@@ -152,32 +161,70 @@ fn generate(bits: u32, sealing: &DataKey, now: OffsetDateTime) -> anyhow::Result
         public_e: e,
         private_key_enc,
         created_at: now,
+        activate_after,
         retire_after: None,
     })
 }
 
-/// Makes a new active key; the previous one retires after `token_ttl` plus a
-/// margin. With `only_if_missing`, does nothing when an active key exists
-/// (first start). Returns the new kid, if any.
+/// How a rotation schedules the new key.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    pub bits: u32,
+    pub token_ttl: Duration,
+    /// Time between publication and first use.
+    pub activation_delay: Duration,
+}
+
+/// Adds a key that signs from `now + activation_delay`; the key it replaces
+/// retires once the tokens it signs until then have expired. Returns the kid.
 pub async fn rotate(
     db: &PgPool,
     sealing: &DataKey,
-    bits: u32,
-    token_ttl: Duration,
+    rotation: Rotation,
     now: OffsetDateTime,
-    only_if_missing: bool,
-) -> anyhow::Result<Option<String>> {
-    let sealing_key = sealing.clone();
-    let key = tokio::task::spawn_blocking(move || generate(bits, &sealing_key, now)).await??;
+) -> anyhow::Result<String> {
+    let activate_after = now + rotation.activation_delay;
+    let sealing = sealing.clone();
+    let bits = rotation.bits;
+    let mut key =
+        tokio::task::spawn_blocking(move || generate(bits, &sealing, now, activate_after))
+            .await??;
     let mut tx = db.begin().await?;
     signing_keys::lock(&mut *tx).await?;
-    if only_if_missing && signing_keys::has_active(&mut *tx).await? {
-        return Ok(None);
+    // With no key at all there is nothing to wait for.
+    if !signing_keys::exists(&mut *tx).await? {
+        key.activate_after = now;
     }
-    signing_keys::retire_active(&mut *tx, now + token_ttl + RETIRE_MARGIN).await?;
+    signing_keys::retire_newest(
+        &mut *tx,
+        activate_after + rotation.token_ttl + RETIRE_MARGIN,
+    )
+    .await?;
     signing_keys::insert(&mut *tx, &key).await?;
     tx.commit().await?;
-    Ok(Some(key.kid))
+    Ok(key.kid)
+}
+
+/// First start: creates an immediately active key unless any key exists.
+pub async fn ensure_initial_key(
+    db: &PgPool,
+    sealing: &DataKey,
+    bits: u32,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    if signing_keys::exists(db).await? {
+        return Ok(());
+    }
+    let sealing = sealing.clone();
+    let key = tokio::task::spawn_blocking(move || generate(bits, &sealing, now, now)).await??;
+    let mut tx = db.begin().await?;
+    signing_keys::lock(&mut *tx).await?;
+    // Another replica may have created one while this one was generating.
+    if !signing_keys::exists(&mut *tx).await? {
+        signing_keys::insert(&mut *tx, &key).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// One row of `authd keys list`.
@@ -185,21 +232,34 @@ pub struct KeyInfo {
     pub kid: String,
     pub created_at: OffsetDateTime,
     pub status: &'static str,
+    pub activate_after: OffsetDateTime,
     pub retire_after: Option<OffsetDateTime>,
 }
 
+/// Every key with its status at `now`: `pending` (published, not signing
+/// yet), `active` (signing), `verify-only` (published, replaced) or `retired`.
 pub async fn list(db: &PgPool, now: OffsetDateTime) -> anyhow::Result<Vec<KeyInfo>> {
-    Ok(signing_keys::all(db)
-        .await?
+    let keys = signing_keys::all(db).await?;
+    let signer = keys
+        .iter()
+        .filter(|k| k.activate_after <= now && k.retire_after.is_none_or(|r| r > now))
+        .max_by_key(|k| k.activate_after)
+        .map(|k| k.kid.clone());
+    Ok(keys
         .into_iter()
         .map(|k| KeyInfo {
-            status: match k.retire_after {
-                None => "active",
-                Some(at) if at > now => "verify-only",
-                Some(_) => "retired",
+            status: if Some(&k.kid) == signer.as_ref() {
+                "active"
+            } else if k.activate_after > now {
+                "pending"
+            } else if k.retire_after.is_none_or(|r| r > now) {
+                "verify-only"
+            } else {
+                "retired"
             },
             kid: k.kid,
             created_at: k.created_at,
+            activate_after: k.activate_after,
             retire_after: k.retire_after,
         })
         .collect())

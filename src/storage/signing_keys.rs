@@ -9,29 +9,31 @@ pub struct StoredKey {
     pub public_e: Vec<u8>,
     pub private_key_enc: Vec<u8>,
     pub created_at: OffsetDateTime,
+    pub activate_after: OffsetDateTime,
     pub retire_after: Option<OffsetDateTime>,
 }
 
-/// Keys still valid for verification at `now`: the active one first.
+const COLUMNS: &str =
+    "kid, public_n, public_e, private_key_enc, created_at, activate_after, retire_after";
+
+/// Keys still valid for verification at `now`, newest activation first.
 pub async fn published(
     db: impl PgExecutor<'_>,
     now: OffsetDateTime,
 ) -> sqlx::Result<Vec<StoredKey>> {
-    sqlx::query_as(
-        "SELECT kid, public_n, public_e, private_key_enc, created_at, retire_after
-         FROM signing_keys WHERE retire_after IS NULL OR retire_after > $1
-         ORDER BY retire_after IS NOT NULL, created_at DESC",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM signing_keys WHERE retire_after IS NULL OR retire_after > $1
+         ORDER BY activate_after DESC"
+    ))
     .bind(now)
     .fetch_all(db)
     .await
 }
 
 pub async fn all(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<StoredKey>> {
-    sqlx::query_as(
-        "SELECT kid, public_n, public_e, private_key_enc, created_at, retire_after
-         FROM signing_keys ORDER BY created_at DESC",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM signing_keys ORDER BY created_at DESC"
+    ))
     .fetch_all(db)
     .await
 }
@@ -44,13 +46,14 @@ pub async fn lock(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
     Ok(())
 }
 
-pub async fn has_active(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE retire_after IS NULL)")
+pub async fn exists(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM signing_keys)")
         .fetch_one(db)
         .await
 }
 
-pub async fn retire_active(
+/// Schedules the retirement of the (until now) newest key.
+pub async fn retire_newest(
     db: impl PgExecutor<'_>,
     retire_after: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -62,15 +65,15 @@ pub async fn retire_active(
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, key: &StoredKey) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO signing_keys (kid, public_n, public_e, private_key_enc, created_at, retire_after)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
+    sqlx::query(&format!(
+        "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
     .bind(&key.kid)
     .bind(&key.public_n)
     .bind(&key.public_e)
     .bind(&key.private_key_enc)
     .bind(key.created_at)
+    .bind(key.activate_after)
     .bind(key.retire_after)
     .execute(db)
     .await?;

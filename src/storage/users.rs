@@ -49,6 +49,12 @@ pub async fn grant_roles(
     Ok(())
 }
 
+pub async fn known_roles(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT name FROM roles ORDER BY name")
+        .fetch_all(db)
+        .await
+}
+
 #[derive(Debug, FromRow)]
 pub struct LoginUser {
     pub id: Uuid,

@@ -56,16 +56,26 @@ async fn migrate_and_key_rotation_work_from_the_command_line() {
     for _ in 0..2 {
         let rotate = authd(&["keys", "rotate"], &env);
         assert!(rotate.status.success(), "{}", stderr(&rotate));
-        assert!(stdout(&rotate).contains("new active signing key"));
+        assert!(
+            stdout(&rotate).contains("published now"),
+            "{}",
+            stdout(&rotate)
+        );
     }
+    let immediate = authd(&["keys", "rotate", "--immediately"], &env);
+    assert!(immediate.status.success(), "{}", stderr(&immediate));
+    // The first key was active at once (there was none); the second waits
+    // for its activation delay; the immediate one signs now, so the first
+    // only verifies.
     let list = stdout(&authd(&["keys", "list"], &env));
     assert_eq!(list.matches(" active ").count(), 1, "{list}");
+    assert_eq!(list.matches(" pending ").count(), 1, "{list}");
     assert_eq!(list.matches(" verify-only ").count(), 1, "{list}");
     let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM signing_keys")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(keys, 2);
+    assert_eq!(keys, 3);
     drop_database(pool, &name).await;
 }
 

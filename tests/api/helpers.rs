@@ -266,19 +266,23 @@ pub async fn error_code(response: Response) -> (StatusCode, String) {
 
 impl TestApp {
     /// What `authd keys rotate` does, followed by the reload every replica
-    /// performs periodically.
-    pub async fn rotate_keys(&self) {
-        let master_sealing = self.state.keys.sealing_key();
-        authd::domain::keys::rotate(
+    /// performs periodically. Returns the new kid.
+    pub async fn rotate_keys(&self) -> String {
+        let settings = &self.state.settings;
+        let rotation = settings.keys.rotation(&settings.auth, false);
+        let kid = authd::domain::keys::rotate(
             &self.db,
-            master_sealing,
-            2048,
-            time::Duration::seconds(900),
+            self.state.keys.sealing_key(),
+            rotation,
             self.clock.now(),
-            false,
         )
         .await
         .unwrap();
+        self.reload_keys().await;
+        kid
+    }
+
+    pub async fn reload_keys(&self) {
         self.state
             .keys
             .reload(&self.db, self.clock.now())

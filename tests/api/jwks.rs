@@ -116,71 +116,105 @@ async fn keys_sealed_under_another_master_key_are_refused() {
     let app = spawn_app().await;
     let other = authd::crypto::MasterKey::generate().unwrap();
     let sealing = other.derive(authd::domain::keys::SEALING_LABEL);
-    let rotated = authd::domain::keys::rotate(
-        &app.db,
-        &sealing,
-        2048,
-        Duration::seconds(900),
-        app.clock.now(),
-        false,
-    )
-    .await;
+    let settings = &app.state.settings;
+    let rotation = settings.keys.rotation(&settings.auth, true);
+    let rotated = authd::domain::keys::rotate(&app.db, &sealing, rotation, app.clock.now()).await;
     assert!(rotated.is_ok());
     // The app cannot open the new active key, so it keeps its current keys.
-    assert!(
-        app.state
-            .keys
-            .reload(&app.db, app.clock.now())
-            .await
-            .is_err()
-    );
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    let reloaded = app.state.keys.reload(&app.db, app.clock.now()).await;
+    assert!(reloaded.is_err());
+    app.create_user("still@example.com").await;
+    let (token, _) = app.login_native("still@example.com").await;
+    assert_eq!(app.me(&token).await.status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn rotation_publishes_both_keys_and_retires_the_old_one() {
-    let app = spawn_app().await;
-    app.create_user("rot2@example.com").await;
-    let (old_token, _) = app.login_native("rot2@example.com").await;
-    let old_kid = jwt_parts(&old_token).0["kid"].as_str().unwrap().to_owned();
+fn kid_of(token: &str) -> String {
+    jwt_parts(token).0["kid"].as_str().unwrap().to_owned()
+}
 
-    app.rotate_keys().await;
-    let keys = jwks(&app).await;
-    let published = kids(&keys);
-    assert_eq!(published.len(), 2);
-    assert!(published.contains(&old_kid));
-    // Old tokens keep verifying, locally and independently.
-    assert_eq!(app.me(&old_token).await.status(), StatusCode::OK);
-    assert!(verify_independently(&keys, &old_token));
-    // New tokens use the new key.
-    let (new_token, _) = app.login_native("rot2@example.com").await;
-    let new_kid = jwt_parts(&new_token).0["kid"].as_str().unwrap().to_owned();
-    assert_ne!(new_kid, old_kid);
-    assert!(verify_independently(&keys, &new_token));
-
-    // Once every token the old key signed has expired, it leaves the JWKS.
-    app.clock.advance(Duration::seconds(900 + 5 * 60 + 1));
-    app.state
-        .keys
-        .reload(&app.db, app.clock.now())
-        .await
-        .unwrap();
-    let keys = jwks(&app).await;
-    assert_eq!(kids(&keys), vec![new_kid.clone()]);
+async fn statuses(app: &TestApp) -> Vec<(String, &'static str)> {
     let listed = authd::domain::keys::list(&app.db, app.clock.now())
         .await
         .unwrap();
-    let statuses: Vec<(&str, &str)> = listed.iter().map(|k| (k.kid.as_str(), k.status)).collect();
-    assert!(statuses.contains(&(old_kid.as_str(), "retired")));
-    assert!(statuses.contains(&(new_kid.as_str(), "active")));
+    listed.into_iter().map(|k| (k.kid, k.status)).collect()
+}
+
+#[tokio::test]
+async fn rotation_publishes_first_signs_later_and_retires_the_old_key() {
+    let app = spawn_app().await;
+    app.create_user("rot@example.com").await;
+    let (old_token, _) = app.login_native("rot@example.com").await;
+    let old_kid = kid_of(&old_token);
+
+    // Published at once, but the old key keeps signing during the delay.
+    let new_kid = app.rotate_keys().await;
+    let keys = jwks(&app).await;
+    assert_eq!(kids(&keys).len(), 2);
+    assert!(kids(&keys).contains(&new_kid));
+    let (during_delay, _) = app.login_native("rot@example.com").await;
+    assert_eq!(kid_of(&during_delay), old_kid);
+    let listed = statuses(&app).await;
+    assert!(listed.contains(&(new_kid.clone(), "pending")), "{listed:?}");
+    assert!(listed.contains(&(old_kid.clone(), "active")), "{listed:?}");
+
+    // After the delay, new tokens use the new key; old ones still verify.
+    app.clock.advance(Duration::seconds(7200));
+    app.reload_keys().await;
+    let (new_token, _) = app.login_native("rot@example.com").await;
+    assert_eq!(kid_of(&new_token), new_kid);
+    let keys = jwks(&app).await;
+    assert!(verify_independently(&keys, &new_token));
+    assert!(verify_independently(&keys, &during_delay));
+    assert!(
+        statuses(&app)
+            .await
+            .contains(&(old_kid.clone(), "verify-only"))
+    );
+
+    // Once every token the old key signed has expired, it leaves the JWKS.
+    app.clock.advance(Duration::seconds(900 + 5 * 60 + 1));
+    app.reload_keys().await;
+    assert_eq!(kids(&jwks(&app).await), vec![new_kid.clone()]);
+    let listed = statuses(&app).await;
+    assert!(listed.contains(&(old_kid, "retired")), "{listed:?}");
+    assert!(listed.contains(&(new_kid, "active")), "{listed:?}");
+}
+
+#[tokio::test]
+async fn tokens_signed_before_activation_keep_working_after_it() {
+    let app = spawn_app().await;
+    app.create_user("edge@example.com").await;
+    app.rotate_keys().await;
+    // Signed by the old key a minute before the new one takes over.
+    app.clock.advance(Duration::seconds(7200 - 60));
+    let (old_token, _) = app.login_native("edge@example.com").await;
+    app.clock.advance(Duration::seconds(120));
+    app.reload_keys().await;
+    let (new_token, _) = app.login_native("edge@example.com").await;
+    assert_ne!(kid_of(&old_token), kid_of(&new_token));
+    assert_eq!(app.me(&old_token).await.status(), StatusCode::OK);
+    assert_eq!(app.me(&new_token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn immediate_rotation_signs_with_the_new_key_at_once() {
+    let app = spawn_app().await;
+    app.create_user("now@example.com").await;
+    let (old_token, _) = app.login_native("now@example.com").await;
+    let settings = &app.state.settings;
+    let rotation = settings.keys.rotation(&settings.auth, true);
+    let kid = authd::domain::keys::rotate(
+        &app.db,
+        app.state.keys.sealing_key(),
+        rotation,
+        app.clock.now(),
+    )
+    .await
+    .unwrap();
+    app.reload_keys().await;
+    let (new_token, _) = app.login_native("now@example.com").await;
+    assert_eq!(kid_of(&new_token), kid);
+    assert_eq!(app.me(&old_token).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
