@@ -1,14 +1,18 @@
 //! The command line: `authd serve | migrate | keys rotate | keys list`.
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use sqlx::PgPool;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Profile, Settings};
-use crate::domain::keys;
+use crate::crypto::MasterKey;
+use crate::domain::audit::{AuditLog, Context, Verdict};
+use crate::domain::{keys, master_key_rotation};
 use crate::startup::{self, Application};
 use crate::storage::db;
-use crate::telemetry;
+use crate::{secret_files, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +49,37 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Check the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Manage the master key.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the audit chain from the first event, recomputing every HMAC.
+    /// Prints the event count and exits 0 when intact; prints the first
+    /// broken link (sequence number and why) and exits 1 otherwise.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Re-encrypt everything sealed under the current master key
+    /// (secrets.master_key_file) with the key in --new-key-file, in one
+    /// transaction. Then point secrets.master_key_file at the new file,
+    /// restart every replica, and destroy the old key.
+    RotateMaster {
+        /// File holding the new master key (base64 of 32 random bytes).
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -65,21 +100,74 @@ enum KeysCommand {
     List,
 }
 
-pub async fn run() -> anyhow::Result<()> {
+pub async fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.profile, &cli.config_dir)?;
     telemetry::init(&settings.log);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
-        Command::Serve => serve(settings, clock).await,
+        Command::Serve => serve(settings, clock).await?,
         Command::Migrate => {
             let pool = db::connect(&settings.database).await?;
             db::migrate(&pool).await?;
             println!("migrations applied");
-            Ok(())
         }
-        Command::Keys { command } => keys_command(settings, clock, command).await,
+        Command::Keys { command } => keys_command(settings, clock, command).await?,
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => return audit_verify(settings, clock).await,
+        Command::Secrets {
+            command: SecretsCommand::RotateMaster { new_key_file },
+        } => {
+            rotate_master(settings, clock, &new_key_file).await?;
+        }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The pool, the master key and the audit log: what operator commands need.
+async fn operator_context(
+    settings: &Settings,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<(PgPool, MasterKey, AuditLog)> {
+    let pool = db::connect(&settings.database).await?;
+    let master = startup::load_master_key(settings)?;
+    let audit = AuditLog::load_or_create(&pool, &master, clock.now()).await?;
+    Ok((pool, master, audit))
+}
+
+async fn audit_verify(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
+    let (pool, _, audit) = operator_context(&settings, &clock).await?;
+    match audit.verify(&pool).await? {
+        Verdict::Intact { events } => {
+            println!("audit chain intact: {events} events");
+            Ok(ExitCode::SUCCESS)
+        }
+        Verdict::Broken { seq, reason } => {
+            println!("audit chain broken at seq {seq}: {reason}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn rotate_master(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    new_key_file: &Path,
+) -> anyhow::Result<()> {
+    let (pool, old, audit) = operator_context(&settings, &clock).await?;
+    if settings.profile == Profile::Prod {
+        secret_files::check_permissions("--new-key-file", new_key_file)?;
+    }
+    let new = MasterKey::load(new_key_file)?;
+    let resealed =
+        master_key_rotation::rotate_master(&pool, &old, &new, &audit, &Context::cli()).await?;
+    println!(
+        "re-sealed {resealed} keys under master key {}; now set secrets.master_key_file to {} and restart every replica",
+        new.id(),
+        new_key_file.display()
+    );
+    Ok(())
 }
 
 async fn serve(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
@@ -95,20 +183,21 @@ async fn keys_command(
     clock: Arc<dyn Clock>,
     command: KeysCommand,
 ) -> anyhow::Result<()> {
-    let pool = db::connect(&settings.database).await?;
     let now = clock.now();
     match command {
         KeysCommand::Rotate { immediately } => {
-            let master = startup::load_master_key(&settings)?;
+            let (pool, master, audit) = operator_context(&settings, &clock).await?;
             let sealing = master.derive(keys::SEALING_LABEL);
             let rotation = settings.keys.rotation(&settings.auth, immediately);
-            let kid = keys::rotate(&pool, &sealing, rotation, now).await?;
+            let kid =
+                keys::rotate(&pool, &sealing, (&audit, &Context::cli()), rotation, now).await?;
             println!(
                 "new signing key {kid}: published now, signing from {}",
                 now + rotation.activation_delay
             );
         }
         KeysCommand::List => {
+            let pool = db::connect(&settings.database).await?;
             let rows: Vec<[String; 5]> = keys::list(&pool, now)
                 .await?
                 .into_iter()

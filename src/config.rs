@@ -2,10 +2,12 @@
 //! `AUTHD_PROFILE`, then `AUTHD_<SECTION>__<KEY>` environment variables (and
 //! `DATABASE_URL`). Unknown keys are errors, so a typo cannot silently fall
 //! back to a default.
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Provider};
 use ipnet::IpNet;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::secret_files;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -79,7 +81,11 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// Without a password: in prod, inline passwords are refused.
     pub url: SecretString,
+    /// File holding the database password (e.g. a mounted secret).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     pub max_connections: u32,
     pub create_if_missing: bool,
     pub migrate_on_start: bool,
@@ -200,6 +206,9 @@ impl Settings {
         if let Ok(url) = std::env::var("DATABASE_URL") {
             figment = figment.merge(Serialized::default("database.url", url));
         }
+        if profile == Profile::Prod {
+            refuse_inline_secrets(&figment)?;
+        }
         let mut settings: Settings = figment.extract()?;
         settings.profile = profile;
         settings.validate()?;
@@ -214,6 +223,9 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if self.profile == Profile::Prod {
+            self.validate_prod_secrets()?;
+        }
         let p = &self.password;
         anyhow::ensure!(p.min_length >= 8, "password.min_length must be at least 8");
         anyhow::ensure!(
@@ -267,5 +279,96 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    fn validate_prod_secrets(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !url_has_password(self.database.url.expose_secret()),
+            "database.url must not contain a password in the prod profile: put it in database.password_file"
+        );
+        if self.secrets.master_key_file.exists() {
+            secret_files::check_permissions(
+                "secrets.master_key_file",
+                &self.secrets.master_key_file,
+            )?;
+        }
+        if let Some(path) = &self.database.password_file {
+            secret_files::check_permissions("database.password_file", path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every configured key (from files or the environment) whose name marks an
+/// inline secret.
+fn refuse_inline_secrets(figment: &Figment) -> anyhow::Result<()> {
+    let data = figment.data()?;
+    let mut keys = Vec::new();
+    for dict in data.values() {
+        collect_keys("", dict, &mut keys);
+    }
+    if let Some(key) = keys.iter().find(|k| secret_files::is_inline_secret(k)) {
+        anyhow::bail!(
+            "{key} is a secret given inline; the prod profile only takes secrets from files ({key}_file)"
+        );
+    }
+    Ok(())
+}
+
+fn collect_keys(prefix: &str, dict: &figment::value::Dict, out: &mut Vec<String>) {
+    for (name, value) in dict {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match value {
+            figment::value::Value::Dict(_, inner) => collect_keys(&key, inner, out),
+            _ => out.push(key),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` or `?password=...`.
+fn url_has_password(url: &str) -> bool {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = after_scheme.split(['/', '?']).next().unwrap_or("");
+    let userinfo_password = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    let query_password = url.split_once('?').is_some_and(|(_, q)| {
+        q.split('&')
+            .any(|kv| kv.to_ascii_lowercase().starts_with("password="))
+    });
+    userinfo_password || query_password
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_passwords_in_database_urls() {
+        assert!(url_has_password("postgres://app:hunter2@db:5432/authd"));
+        assert!(url_has_password(
+            "postgres://db/authd?user=app&password=hunter2"
+        ));
+        assert!(!url_has_password("postgres://app@db:5432/authd"));
+        assert!(!url_has_password(
+            "postgres://db:5432/authd?sslmode=require"
+        ));
+    }
+
+    #[test]
+    fn debug_output_hides_the_database_url() {
+        let db = DatabaseSettings {
+            url: SecretString::from("postgres://app:hunter2@db/authd"),
+            password_file: None,
+            max_connections: 1,
+            create_if_missing: false,
+            migrate_on_start: false,
+            acquire_timeout_secs: 1,
+        };
+        assert!(!format!("{db:?}").contains("hunter2"));
     }
 }

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::MasterKey;
+use crate::domain::audit::AuditLog;
 use crate::domain::keys::{self, KeyStore};
 use crate::domain::passwords::Passwords;
 use crate::domain::throttle;
@@ -101,6 +102,7 @@ pub async fn build_state(
     let passwords =
         tokio::task::spawn_blocking(move || Passwords::new(&password_settings)).await??;
     let rate_limiters = RateLimiters::new(&settings.rate_limit)?;
+    let audit = AuditLog::load_or_create(&pool, master, clock.now()).await?;
     Ok(AppState(Arc::new(App {
         throttle_key: master.derive(throttle::SUBJECT_LABEL),
         settings,
@@ -109,6 +111,7 @@ pub async fn build_state(
         keys: key_store,
         passwords,
         rate_limiters,
+        audit,
     })))
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::DataKey;
+use crate::domain::audit::AuditLog;
 use crate::domain::keys::KeyStore;
 use crate::domain::passwords::Passwords;
 use crate::http::rate_limit::RateLimiters;
@@ -18,6 +19,7 @@ pub struct App {
     pub passwords: Passwords,
     pub throttle_key: DataKey,
     pub rate_limiters: RateLimiters,
+    pub audit: AuditLog,
 }
 
 #[derive(Clone)]

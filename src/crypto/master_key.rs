@@ -11,10 +11,25 @@ use std::path::Path;
 
 use super::random;
 
-/// Version byte prefixed to every ciphertext, naming the master key
-/// generation it was sealed under.
-const CIPHERTEXT_VERSION: u8 = 1;
+/// Format byte of every ciphertext: `[FORMAT][key id: 4][nonce: 12][ct+tag]`.
+const CIPHERTEXT_FORMAT: u8 = 1;
+const KEY_ID_LEN: usize = 4;
 const NONCE_LEN: usize = 12;
+const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
+
+/// Labels of the keys derived from the master key, one per purpose.
+pub mod labels {
+    /// Seals RSA signing keys.
+    pub const SIGNING_KEYS: &str = "authd/signing-keys/v1";
+    /// Keys the login-throttle HMAC of email addresses.
+    pub const LOGIN_THROTTLE: &str = "authd/login-throttle/v1";
+    /// Seals random data keys stored in `sealed_keys` (e.g. the audit key).
+    pub const DATA_KEYS: &str = "authd/data-keys/v1";
+    /// Reserved: TOTP secrets (MFA).
+    pub const TOTP: &str = "authd/totp/v1";
+    /// Reserved: personal data encrypted at rest.
+    pub const PII: &str = "authd/pii/v1";
+}
 
 pub struct MasterKey(SecretBox<[u8; 32]>);
 
@@ -69,7 +84,7 @@ impl MasterKey {
         Ok(key)
     }
 
-    /// The key for one purpose, e.g. `"signing-keys"`.
+    /// The key for one purpose (see `labels`).
     pub fn derive(&self, label: &str) -> DataKey {
         let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"authd master key v1");
         let prk = salt.extract(self.0.expose_secret());
@@ -81,10 +96,46 @@ impl MasterKey {
         }
         DataKey(SecretBox::new(Box::new(out)))
     }
+
+    /// A short public identifier of this master key, carried in every
+    /// ciphertext so a wrong or stale key file is named, not just "failed".
+    pub fn id(&self) -> String {
+        hex(&self.derive("authd/master-key-id/v1").hmac(b"id")[..KEY_ID_LEN])
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A 256-bit key for one purpose: AES-256-GCM sealing or HMAC-SHA256.
 pub struct DataKey(SecretBox<[u8; 32]>);
+
+impl DataKey {
+    /// A random key (for data keys stored sealed).
+    pub fn generate() -> anyhow::Result<Self> {
+        Ok(Self(SecretBox::new(Box::new(random::bytes::<32>()?))))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("a data key must be 32 bytes"))?;
+        Ok(Self(SecretBox::new(Box::new(key))))
+    }
+
+    pub fn expose_bytes(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+
+    /// Identifies the key in ciphertext headers (not secret: an HMAC of a
+    /// constant).
+    fn id(&self) -> [u8; KEY_ID_LEN] {
+        let mut id = [0u8; KEY_ID_LEN];
+        id.copy_from_slice(&self.hmac(b"authd/ciphertext-key-id")[..KEY_ID_LEN]);
+        id
+    }
+}
 
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,8 +168,9 @@ impl DataKey {
                 &mut in_out,
             )
             .map_err(|_| anyhow::anyhow!("encryption failed"))?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
-        out.push(CIPHERTEXT_VERSION);
+        let mut out = Vec::with_capacity(HEADER_LEN + in_out.len());
+        out.push(CIPHERTEXT_FORMAT);
+        out.extend_from_slice(&self.id());
         out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(&in_out);
         Ok(out)
@@ -126,10 +178,16 @@ impl DataKey {
 
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(
-            sealed.len() > 1 + NONCE_LEN && sealed[0] == CIPHERTEXT_VERSION,
-            "ciphertext has an unknown format or version"
+            sealed.len() > HEADER_LEN && sealed[0] == CIPHERTEXT_FORMAT,
+            "ciphertext has an unknown format"
         );
-        let (nonce, body) = sealed[1..].split_at(NONCE_LEN);
+        let (key_id, rest) = sealed[1..].split_at(KEY_ID_LEN);
+        anyhow::ensure!(
+            key_id == self.id(),
+            "ciphertext was sealed under another master key (key id {}); check secrets.master_key_file",
+            hex(key_id)
+        );
+        let (nonce, body) = rest.split_at(NONCE_LEN);
         let nonce = aead::Nonce::try_assume_unique_for_key(nonce)
             .map_err(|_| anyhow::anyhow!("bad nonce"))?;
         let mut in_out = body.to_vec();

@@ -1,16 +1,19 @@
 //! Sign-up and the caller's own profile. Sign-up answers identically whether
 //! or not the address is taken: the password is hashed in both cases, and
-//! the insert simply does nothing on a duplicate.
+//! the insert simply does nothing on a duplicate (the audit log records
+//! which it was; the client is never told).
 use secrecy::SecretString;
+use serde_json::json;
 use uuid::Uuid;
 
+use crate::domain::audit::{Context, Event, Kind};
 use crate::domain::email::Email;
 use crate::domain::password_policy;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::storage::users::{self, NewUser, Profile};
 
-pub async fn signup(state: &AppState, email: &str, password: &str) -> Result<()> {
+pub async fn signup(state: &AppState, ctx: &Context, email: &str, password: &str) -> Result<()> {
     let email = Email::parse(email)?;
     let password = password_policy::normalize(password);
     let reasons = password_policy::violations(&password, &email, &state.settings.password);
@@ -28,9 +31,20 @@ pub async fn signup(state: &AppState, email: &str, password: &str) -> Result<()>
         now,
     };
     let mut tx = state.db.begin().await?;
-    if users::insert_if_absent(&mut *tx, &user).await? {
+    let event = if users::insert_if_absent(&mut *tx, &user).await? {
         users::grant_roles(&mut *tx, user.id, &state.settings.auth.default_roles, now).await?;
-    }
+        Event::by_user(Kind::Signup, user.id, "created", json!({}))
+    } else {
+        let existing = users::id_by_email_key(&mut *tx, email.key()).await?;
+        Event {
+            kind: Kind::Signup,
+            actor: None,
+            subject: existing,
+            outcome: "duplicate",
+            details: json!({}),
+        }
+    };
+    state.audit.append(&mut tx, ctx, event).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -20,10 +20,11 @@ use std::sync::{Arc, RwLock};
 use time::{Duration, OffsetDateTime};
 
 use crate::crypto::{DataKey, random};
+use crate::domain::audit::{AuditLog, Context, Event, Kind};
 use crate::storage::signing_keys::{self, StoredKey};
 
 /// Label of the master-derived key that seals signing keys.
-pub const SEALING_LABEL: &str = "authd/signing-keys/v1";
+pub const SEALING_LABEL: &str = crate::crypto::master_key::labels::SIGNING_KEYS;
 /// Extra time a rotated key keeps verifying beyond the token lifetime.
 const RETIRE_MARGIN: Duration = Duration::minutes(5);
 
@@ -180,6 +181,7 @@ pub struct Rotation {
 pub async fn rotate(
     db: &PgPool,
     sealing: &DataKey,
+    audit: (&AuditLog, &Context),
     rotation: Rotation,
     now: OffsetDateTime,
 ) -> anyhow::Result<String> {
@@ -201,6 +203,15 @@ pub async fn rotate(
     )
     .await?;
     signing_keys::insert(&mut *tx, &key).await?;
+    let details = json!({ "kid": key.kid, "activate_after": key.activate_after.unix_timestamp() });
+    let event = Event {
+        kind: Kind::SigningKeyRotated,
+        actor: None,
+        subject: None,
+        outcome: "success",
+        details,
+    };
+    audit.0.append(&mut tx, audit.1, event).await?;
     tx.commit().await?;
     Ok(key.kid)
 }

@@ -2,9 +2,11 @@
 //! own their transactions and call `storage` for SQL.
 pub mod access_tokens;
 pub mod accounts;
+pub mod audit;
 pub mod email;
 pub mod hashing_pool;
 pub mod keys;
+pub mod master_key_rotation;
 pub mod password_policy;
 pub mod passwords;
 pub mod refresh_tokens;

@@ -7,11 +7,12 @@
 //! is revoked. The conditional UPDATE in `storage::sessions::spend_token`
 //! makes concurrent refreshes of one token serialise on its row.
 use secrecy::SecretString;
-use std::net::IpAddr;
+use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::domain::access_tokens::{self, Subject};
+use crate::domain::audit::{Context, Event, Kind};
 use crate::domain::email::Email;
 use crate::domain::password_policy;
 use crate::domain::passwords::Verified;
@@ -53,29 +54,57 @@ pub struct Issued {
 
 pub async fn login(
     state: &AppState,
+    ctx: &Context,
     email: &str,
     password: &str,
     client_type: ClientType,
-    ip: IpAddr,
 ) -> Result<Issued> {
     let email = Email::parse(email)?;
     if password.len() > MAX_LOGIN_PASSWORD_BYTES {
         return Err(Error::InvalidRequest("password is too long".into()));
     }
+    let ip = ctx
+        .ip
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("login without a client IP")))?;
     let attempt = LoginAttempt::new(&state.throttle_key, &email, ip);
-    attempt.check(&state.db, state.clock.now()).await?;
-
     let user = users::find_for_login(&state.db, email.key()).await?;
+    let user_id = user.as_ref().map(|u| u.id);
+    if let Err(throttled) = attempt.check(&state.db, state.clock.now()).await {
+        let event = Event {
+            kind: Kind::LoginThrottled,
+            actor: None,
+            subject: user_id,
+            outcome: "refused",
+            details: json!({}),
+        };
+        state.audit.record(&state.db, ctx, event).await?;
+        return Err(throttled);
+    }
+
     let password = SecretString::from(password_policy::normalize(password));
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let verified = state.passwords.verify(password, stored).await?;
     let now = state.clock.now();
     let (user, rehash) = match (user, verified) {
         (Some(user), Verified::Yes { rehash }) if !user.disabled => (user, rehash),
-        _ => {
+        (user, verified) => {
+            let reason = match (&user, verified) {
+                (None, _) => "unknown_account",
+                (Some(_), Verified::Yes { .. }) => "account_disabled",
+                (Some(_), Verified::No) => "wrong_password",
+            };
             attempt
                 .failed(&state.db, &state.settings.throttle, now)
                 .await?;
+            let details = json!({ "reason": reason });
+            let event = Event {
+                kind: Kind::LoginFailed,
+                actor: None,
+                subject: user_id,
+                outcome: "failure",
+                details,
+            };
+            state.audit.record(&state.db, ctx, event).await?;
             return Err(Error::InvalidCredentials);
         }
     };
@@ -84,13 +113,23 @@ pub async fn login(
         users::update_password_hash(&state.db, user.id, &hash, now).await?;
     }
     if state.settings.auth.require_verified_email && !user.email_verified {
+        let details = json!({ "reason": "email_not_verified" });
+        state
+            .audit
+            .record(
+                &state.db,
+                ctx,
+                Event::by_user(Kind::LoginFailed, user.id, "failure", details),
+            )
+            .await?;
         return Err(Error::EmailNotVerified);
     }
-    open_session(state, user.id, client_type, now).await
+    open_session(state, ctx, user.id, client_type, now).await
 }
 
 async fn open_session(
     state: &AppState,
+    ctx: &Context,
     user_id: Uuid,
     client_type: ClientType,
     now: OffsetDateTime,
@@ -112,6 +151,15 @@ async fn open_session(
     store::insert(&mut *tx, &session).await?;
     store::insert_token(&mut *tx, &token.hash(), session.id, None, now).await?;
     let roles = users::roles(&mut *tx, user_id).await?;
+    let details = json!({ "session_id": session.id, "client_type": client_type.as_str() });
+    state
+        .audit
+        .append(
+            &mut tx,
+            ctx,
+            Event::by_user(Kind::LoginSucceeded, user_id, "success", details),
+        )
+        .await?;
     tx.commit().await?;
     let live = LiveSession {
         id: session.id,
@@ -151,7 +199,7 @@ fn issue(
     })
 }
 
-pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued> {
+pub async fn refresh(state: &AppState, ctx: &Context, presented: &str) -> Result<Issued> {
     let presented = PlainToken::parse(presented).ok_or(Error::InvalidRefreshToken)?;
     let hash = presented.hash();
     let now = state.clock.now();
@@ -168,8 +216,19 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued> {
             let within_leeway =
                 leeway.is_positive() && spent.spent_at.is_some_and(|at| now - at < leeway);
             if !within_leeway || spent.leeway_used {
-                if store::revoke(&mut *tx, spent.session_id, "refresh_token_reuse", now).await? {
+                if let Some(user_id) =
+                    store::revoke(&mut *tx, spent.session_id, "refresh_token_reuse", now).await?
+                {
                     tracing::warn!(session_id = %spent.session_id, "refresh token reuse detected; session revoked");
+                    let details = json!({ "session_id": spent.session_id });
+                    let event = Event {
+                        kind: Kind::RefreshTokenReuseDetected,
+                        actor: None,
+                        subject: Some(user_id),
+                        outcome: "session_revoked",
+                        details,
+                    };
+                    state.audit.append(&mut tx, ctx, event).await?;
                 }
                 tx.commit().await?;
                 return Err(Error::InvalidRefreshToken);
@@ -196,12 +255,19 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued> {
 
 /// Revokes the session the token belongs to. Unknown tokens are fine: logout
 /// is idempotent.
-pub async fn logout(state: &AppState, presented: &str) -> Result<()> {
+pub async fn logout(state: &AppState, ctx: &Context, presented: &str) -> Result<()> {
     let Some(token) = PlainToken::parse(presented) else {
         return Ok(());
     };
-    if let Some(session_id) = store::session_of_token(&state.db, &token.hash()).await? {
-        store::revoke(&state.db, session_id, "logout", state.clock.now()).await?;
+    let mut tx = state.db.begin().await?;
+    let Some(session_id) = store::session_of_token(&mut *tx, &token.hash()).await? else {
+        return Ok(());
+    };
+    if let Some(user_id) = store::revoke(&mut *tx, session_id, "logout", state.clock.now()).await? {
+        let details = json!({ "session_id": session_id });
+        let event = Event::by_user(Kind::Logout, user_id, "success", details);
+        state.audit.append(&mut tx, ctx, event).await?;
     }
+    tx.commit().await?;
     Ok(())
 }

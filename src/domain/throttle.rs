@@ -14,7 +14,7 @@ use crate::domain::email::Email;
 use crate::error::{Error, Result};
 use crate::storage::throttle as store;
 
-pub const SUBJECT_LABEL: &str = "authd/login-throttle/v1";
+pub const SUBJECT_LABEL: &str = crate::crypto::master_key::labels::LOGIN_THROTTLE;
 const ACCOUNT_SCOPE: &str = "*";
 
 pub struct LoginAttempt {

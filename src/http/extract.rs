@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::access_tokens::{self, AccessClaims};
+use crate::domain::audit;
 use crate::error::{Error, Result};
+use crate::http::client_ip::ClientIp;
 use crate::http::cookies::REFRESH_COOKIE;
 use crate::state::AppState;
 
@@ -150,5 +152,42 @@ impl FromRequestParts<AppState> for Bearer {
             state.clock.now(),
         )?;
         Ok(Bearer(claims))
+    }
+}
+
+/// Where a request came from, for the audit log: client IP (as resolved by
+/// `client_ip::resolve`), truncated user agent, request id.
+pub struct Caller(pub audit::Context);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let header =
+            |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok());
+        Ok(Caller(audit::Context::new(
+            Some(ip),
+            header(header::USER_AGENT),
+            request_id,
+        )))
+    }
+}
+
+/// Query parameters, with rejections in our error format.
+pub struct AppQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| AppQuery(q.0))
+            .map_err(|_| Error::InvalidRequest("invalid query parameters".into()))
     }
 }

@@ -17,7 +17,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::Error;
 use crate::state::AppState;
-use routes::{auth, health, me, well_known};
+use routes::{activity, auth, health, me, well_known};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -78,6 +78,7 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
         .merge(login.layer(limits.login.layer()))
         .merge(cookie_routes);
     let api = t.add(api, Method::GET, "/v1/me", me::me);
+    let api = t.add(api, Method::GET, "/v1/me/activity", activity::activity);
 
     let public = Router::new();
     let public = t.add(

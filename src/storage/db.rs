@@ -10,8 +10,12 @@ use crate::config::DatabaseSettings;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
-    let options = PgConnectOptions::from_str(settings.url.expose_secret())
+    let mut options = PgConnectOptions::from_str(settings.url.expose_secret())
         .map_err(|_| anyhow::anyhow!("database.url is not a valid PostgreSQL URL"))?;
+    if let Some(path) = &settings.password_file {
+        let password = crate::secret_files::read("database.password_file", path)?;
+        options = options.password(password.expose_secret());
+    }
     // Statement logging would be noise at info level; slow ones still warn.
     Ok(options.log_statements(tracing::log::LevelFilter::Trace))
 }

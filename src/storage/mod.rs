@@ -6,7 +6,9 @@
 //! database or a committed `.sqlx` cache, and every query runs in the
 //! integration tests against real PostgreSQL, which is where a broken query
 //! would show.
+pub mod audit;
 pub mod db;
+pub mod sealed_keys;
 pub mod sessions;
 pub mod signing_keys;
 pub mod throttle;

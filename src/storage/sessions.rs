@@ -78,23 +78,23 @@ pub async fn touch(
     Ok(())
 }
 
-/// Revokes a session; true if it was live until now.
+/// Revokes a session; returns its user if it was live until now.
 pub async fn revoke(
     db: impl PgExecutor<'_>,
     session_id: Uuid,
     reason: &str,
     now: OffsetDateTime,
-) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = $2, revoked_reason = $3
-         WHERE id = $1 AND revoked_at IS NULL",
+         WHERE id = $1 AND revoked_at IS NULL
+         RETURNING user_id",
     )
     .bind(session_id)
     .bind(now)
     .bind(reason)
-    .execute(db)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    .fetch_optional(db)
+    .await
 }
 
 /// Deletes sessions that can no longer be refreshed; their tokens cascade.

@@ -79,3 +79,16 @@ pub async fn insert(db: impl PgExecutor<'_>, key: &StoredKey) -> sqlx::Result<()
     .await?;
     Ok(())
 }
+
+pub async fn replace_sealed(
+    db: impl PgExecutor<'_>,
+    kid: &str,
+    private_key_enc: &[u8],
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE signing_keys SET private_key_enc = $2 WHERE kid = $1")
+        .bind(kid)
+        .bind(private_key_enc)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -55,6 +55,16 @@ pub async fn known_roles(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
         .await
 }
 
+pub async fn id_by_email_key(
+    db: impl PgExecutor<'_>,
+    email_key: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT id FROM users WHERE email_key = $1")
+        .bind(email_key)
+        .fetch_optional(db)
+        .await
+}
+
 #[derive(Debug, FromRow)]
 pub struct LoginUser {
     pub id: Uuid,

@@ -136,3 +136,164 @@ fn prod_refuses_to_serve_without_a_master_key_file() {
         stderr(&generate)
     );
 }
+
+fn write_key(dir: &str, name: &str, byte: u8, mode: u32) -> String {
+    use base64::Engine;
+    use std::os::unix::fs::PermissionsExt;
+    let path = format!("{dir}/{name}");
+    let key = base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+    std::fs::write(&path, format!("{key}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn audit_verify_exits_1_at_the_first_broken_link() {
+    let (name, pool) = create_database().await;
+    let url = database_url(&name);
+    let dir = tempdir();
+    let key_file = write_key(&dir, "master.key", 7, 0o600);
+    let env = [
+        ("AUTHD_DATABASE__URL", url.as_str()),
+        ("AUTHD_SECRETS__MASTER_KEY_FILE", key_file.as_str()),
+    ];
+    for _ in 0..3 {
+        assert!(authd(&["keys", "rotate"], &env).status.success());
+    }
+    let intact = authd(&["audit", "verify"], &env);
+    assert!(intact.status.success(), "{}", stderr(&intact));
+    assert_eq!(stdout(&intact).trim(), "audit chain intact: 3 events");
+
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_events SET details = '{}' WHERE seq = 2")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE audit_events ENABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let broken = authd(&["audit", "verify"], &env);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        stdout(&broken).contains("broken at seq 2"),
+        "{}",
+        stdout(&broken)
+    );
+    drop_database(pool, &name).await;
+}
+
+#[tokio::test]
+async fn master_key_rotation_reseals_everything_and_keeps_the_chain() {
+    let (name, pool) = create_database().await;
+    let url = database_url(&name);
+    let dir = tempdir();
+    let old_key = write_key(&dir, "old.key", 1, 0o600);
+    let new_key = write_key(&dir, "new.key", 2, 0o600);
+    let with_key = |key: &str| {
+        vec![
+            ("AUTHD_DATABASE__URL", url.clone()),
+            ("AUTHD_SECRETS__MASTER_KEY_FILE", key.to_owned()),
+        ]
+    };
+    let run = |args: &[&str], key: &str| {
+        let env = with_key(key);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        authd(args, &env)
+    };
+    assert!(run(&["keys", "rotate"], &old_key).status.success());
+    assert!(run(&["keys", "rotate"], &old_key).status.success());
+    let before: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT private_key_enc FROM signing_keys ORDER BY kid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+
+    let rotated = run(
+        &["secrets", "rotate-master", "--new-key-file", &new_key],
+        &old_key,
+    );
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert!(
+        stdout(&rotated).contains("re-sealed 3 keys"),
+        "{}",
+        stdout(&rotated)
+    );
+    let after: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT private_key_enc FROM signing_keys ORDER BY kid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(before.iter().zip(&after).all(|(b, a)| b != a));
+
+    // The new key opens everything (the audit key included: the chain
+    // still verifies, with the rotation recorded); the old key no longer does.
+    let verify = run(&["audit", "verify"], &new_key);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
+    );
+    assert!(stdout(&verify).contains("3 events"));
+    assert!(run(&["keys", "rotate"], &new_key).status.success());
+    let stale = run(&["audit", "verify"], &old_key);
+    assert!(!stale.status.success());
+    assert!(
+        stderr(&stale).contains("another master key"),
+        "{}",
+        stderr(&stale)
+    );
+    drop_database(pool, &name).await;
+}
+
+#[test]
+fn prod_refuses_inline_secrets_and_loose_secret_files() {
+    let dir = tempdir();
+    let loose = write_key(&dir, "loose.key", 3, 0o644);
+    let tight = write_key(&dir, "tight.key", 3, 0o600);
+    let prod = |extra: &[(&str, &str)]| {
+        let mut env = vec![
+            ("AUTHD_PROFILE", "prod"),
+            ("AUTHD_SECRETS__MASTER_KEY_FILE", tight.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        authd(&["keys", "list"], &env)
+    };
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[("AUTHD_DATABASE__PASSWORD", "hunter2")],
+            "database.password is a secret given inline",
+        ),
+        (
+            &[("AUTHD_SECRETS__MASTER_KEY", "c2VjcmV0")],
+            "secrets.master_key is a secret given inline",
+        ),
+        (
+            &[("AUTHD_DATABASE__URL", "postgres://app:hunter2@127.0.0.1/x")],
+            "database.url must not contain a password",
+        ),
+        (
+            &[("AUTHD_SECRETS__MASTER_KEY_FILE", loose.as_str())],
+            "readable by group or others",
+        ),
+    ];
+    for (env, expected) in cases {
+        let output = prod(env);
+        assert!(!output.status.success(), "{env:?}");
+        let err = stderr(&output);
+        assert!(
+            err.to_lowercase().contains(&expected.to_lowercase()),
+            "{err}"
+        );
+        assert!(
+            !err.contains("hunter2") && !err.contains("c2VjcmV0"),
+            "the value leaked: {err}"
+        );
+    }
+}

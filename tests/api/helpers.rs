@@ -268,17 +268,28 @@ impl TestApp {
     /// What `authd keys rotate` does, followed by the reload every replica
     /// performs periodically. Returns the new kid.
     pub async fn rotate_keys(&self) -> String {
+        self.rotate_keys_with(self.state.keys.sealing_key(), false)
+            .await
+    }
+
+    pub async fn rotate_keys_with(
+        &self,
+        sealing: &authd::crypto::DataKey,
+        immediately: bool,
+    ) -> String {
         let settings = &self.state.settings;
-        let rotation = settings.keys.rotation(&settings.auth, false);
+        let rotation = settings.keys.rotation(&settings.auth, immediately);
+        let ctx = authd::domain::audit::Context::cli();
         let kid = authd::domain::keys::rotate(
             &self.db,
-            self.state.keys.sealing_key(),
+            sealing,
+            (&self.state.audit, &ctx),
             rotation,
             self.clock.now(),
         )
         .await
         .unwrap();
-        self.reload_keys().await;
+        let _ = self.state.keys.reload(&self.db, self.clock.now()).await;
         kid
     }
 

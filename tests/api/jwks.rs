@@ -115,14 +115,12 @@ async fn discovery_document_points_at_the_jwks() {
 async fn keys_sealed_under_another_master_key_are_refused() {
     let app = spawn_app().await;
     let other = authd::crypto::MasterKey::generate().unwrap();
-    let sealing = other.derive(authd::domain::keys::SEALING_LABEL);
-    let settings = &app.state.settings;
-    let rotation = settings.keys.rotation(&settings.auth, true);
-    let rotated = authd::domain::keys::rotate(&app.db, &sealing, rotation, app.clock.now()).await;
-    assert!(rotated.is_ok());
+    app.rotate_keys_with(&other.derive(authd::domain::keys::SEALING_LABEL), true)
+        .await;
     // The app cannot open the new active key, so it keeps its current keys.
     let reloaded = app.state.keys.reload(&app.db, app.clock.now()).await;
-    assert!(reloaded.is_err());
+    let message = format!("{:#}", reloaded.err().unwrap());
+    assert!(message.contains("another master key"), "{message}");
     app.create_user("still@example.com").await;
     let (token, _) = app.login_native("still@example.com").await;
     assert_eq!(app.me(&token).await.status(), StatusCode::OK);
@@ -201,17 +199,9 @@ async fn immediate_rotation_signs_with_the_new_key_at_once() {
     let app = spawn_app().await;
     app.create_user("now@example.com").await;
     let (old_token, _) = app.login_native("now@example.com").await;
-    let settings = &app.state.settings;
-    let rotation = settings.keys.rotation(&settings.auth, true);
-    let kid = authd::domain::keys::rotate(
-        &app.db,
-        app.state.keys.sealing_key(),
-        rotation,
-        app.clock.now(),
-    )
-    .await
-    .unwrap();
-    app.reload_keys().await;
+    let kid = app
+        .rotate_keys_with(app.state.keys.sealing_key(), true)
+        .await;
     let (new_token, _) = app.login_native("now@example.com").await;
     assert_eq!(kid_of(&new_token), kid);
     assert_eq!(app.me(&old_token).await.status(), StatusCode::OK);

@@ -10,9 +10,8 @@ use serde_json::json;
 use crate::domain::accounts;
 use crate::domain::sessions::{self, ClientType, Issued};
 use crate::error::{Error, Result};
-use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
-use crate::http::extract::{AppJson, Channel, RefreshCredential};
+use crate::http::extract::{AppJson, Caller, Channel, RefreshCredential};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -24,9 +23,10 @@ pub struct SignupRequest {
 
 pub async fn signup(
     State(state): State<AppState>,
+    Caller(ctx): Caller,
     AppJson(body): AppJson<SignupRequest>,
 ) -> Result<Response> {
-    accounts::signup(&state, &body.email, body.password.expose_secret()).await?;
+    accounts::signup(&state, &ctx, &body.email, body.password.expose_secret()).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response())
 }
 
@@ -49,39 +49,35 @@ pub struct LoginRequest {
 
 pub async fn login(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    Caller(ctx): Caller,
     AppJson(body): AppJson<LoginRequest>,
 ) -> Result<Response> {
     let (client_type, channel) = match body.client_type {
         ClientTypeField::Web => (ClientType::Web, Channel::Cookie),
         ClientTypeField::Native => (ClientType::Native, Channel::Body),
     };
-    let issued = sessions::login(
-        &state,
-        &body.email,
-        body.password.expose_secret(),
-        client_type,
-        ip,
-    )
-    .await?;
+    let password = body.password.expose_secret();
+    let issued = sessions::login(&state, &ctx, &body.email, password, client_type).await?;
     Ok(token_response(issued, channel))
 }
 
 pub async fn refresh(
     State(state): State<AppState>,
+    Caller(ctx): Caller,
     credential: RefreshCredential,
 ) -> Result<Response> {
     let token = credential.token.ok_or(Error::InvalidRefreshToken)?;
-    let issued = sessions::refresh(&state, token.expose_secret()).await?;
+    let issued = sessions::refresh(&state, &ctx, token.expose_secret()).await?;
     Ok(token_response(issued, credential.channel))
 }
 
 pub async fn logout(
     State(state): State<AppState>,
+    Caller(ctx): Caller,
     credential: RefreshCredential,
 ) -> Result<Response> {
     if let Some(token) = credential.token {
-        sessions::logout(&state, token.expose_secret()).await?;
+        sessions::logout(&state, &ctx, token.expose_secret()).await?;
     }
     Ok((
         StatusCode::NO_CONTENT,

@@ -1,4 +1,5 @@
 //! Handlers, one module per area of the API.
+pub mod activity;
 pub mod auth;
 pub mod health;
 pub mod me;

@@ -1,0 +1,102 @@
+//! The audit table: appends, the chain head, reads for verification and for
+//! a user's own activity. Nothing here updates or deletes (triggers forbid it).
+use sqlx::types::ipnetwork::IpNetwork;
+use sqlx::{FromRow, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub occurred_at: OffsetDateTime,
+    pub event_type: String,
+    pub actor_user_id: Option<Uuid>,
+    pub subject_user_id: Option<Uuid>,
+    pub client_ip: Option<IpNetwork>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub outcome: String,
+    pub details: serde_json::Value,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+const COLUMNS: &str = "seq, occurred_at, event_type, actor_user_id, subject_user_id, client_ip, \
+                       user_agent, request_id, outcome, details, prev_hash, hash";
+
+/// Serialises appends until the end of the caller's transaction.
+pub async fn lock_chain(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('authd.audit_events'))")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The last event's sequence number and hash, if any.
+pub async fn head(db: impl PgExecutor<'_>) -> sqlx::Result<Option<(i64, Vec<u8>)>> {
+    sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(db)
+        .await
+}
+
+/// The database's current time, truncated to what timestamptz stores.
+pub async fn database_now(db: impl PgExecutor<'_>) -> sqlx::Result<OffsetDateTime> {
+    sqlx::query_scalar("SELECT date_trunc('microseconds', clock_timestamp())")
+        .fetch_one(db)
+        .await
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, e: &StoredEvent) -> sqlx::Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ))
+    .bind(e.seq)
+    .bind(e.occurred_at)
+    .bind(&e.event_type)
+    .bind(e.actor_user_id)
+    .bind(e.subject_user_id)
+    .bind(e.client_ip)
+    .bind(&e.user_agent)
+    .bind(&e.request_id)
+    .bind(&e.outcome)
+    .bind(&e.details)
+    .bind(&e.prev_hash)
+    .bind(&e.hash)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Up to `limit` events with `seq > after`, in order (for chain walks).
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<StoredEvent>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// A user's own events (as actor or subject), newest first, before `before`.
+pub async fn for_user(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    before: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<StoredEvent>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM audit_events
+         WHERE (subject_user_id = $1 OR actor_user_id = $1) AND seq < $2
+         ORDER BY seq DESC LIMIT $3"
+    ))
+    .bind(user_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
