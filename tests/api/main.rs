@@ -10,6 +10,7 @@ mod errors;
 mod health;
 mod jwks;
 mod login;
+mod logs;
 mod me;
 mod openapi;
 mod overload;

@@ -1,0 +1,132 @@
+//! No email address, password, token or code ever reaches a log line: every
+//! flow runs with logs captured at TRACE level, and the capture is searched.
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+// A current-thread runtime: the server's tasks run on this thread, so the
+// thread-local subscriber sees everything they log.
+#[tokio::test(flavor = "current_thread")]
+async fn flows_log_no_emails_passwords_or_tokens() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = spawn_with(|s| {
+        s.throttle.ip_free_failures = 1;
+        s.throttle.base_delay_secs = 60;
+    })
+    .await;
+    let email = "Leaky.Person@Example.org";
+    let weak = "leaky.person-pw";
+    let wrong = "Not-The-Password-42";
+    let mut secrets: Vec<String> = vec![
+        email.into(),
+        email.to_lowercase(),
+        "leaky.person".into(),
+        PASSWORD.into(),
+        weak.into(),
+        wrong.into(),
+    ];
+
+    app.signup(email, weak).await;
+    app.create_user(email).await;
+    app.signup(email, PASSWORD).await;
+    let web = app.login(email, PASSWORD, "web").await;
+    let cookie = cookie_value(&refresh_set_cookie(&web).unwrap());
+    let web_body: Value = web.json().await.unwrap();
+    let access = str_field(&web_body, "access_token");
+    secrets.extend([cookie.clone(), access.clone()]);
+    app.me(&access).await;
+    app.me(&format!("{access}x")).await;
+    let rotated = app.refresh_cookie(&cookie).await;
+    secrets.push(cookie_value(&refresh_set_cookie(&rotated).unwrap()));
+    app.clock.advance(time::Duration::seconds(11));
+    app.refresh_cookie(&cookie).await; // reuse
+    let (native_access, native_refresh) = app.login_native(email).await;
+    let body: Value = app
+        .refresh_body(&native_refresh)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let child = str_field(&body, "refresh_token");
+    secrets.extend([
+        native_access,
+        native_refresh,
+        child.clone(),
+        str_field(&body, "access_token"),
+    ]);
+    app.post_json("/v1/auth/logout", &json!({ "refresh_token": child }))
+        .await;
+    for _ in 0..3 {
+        app.login(email, wrong, "native").await; // fails, then throttled
+    }
+    app.login("nobody.here@example.net", wrong, "native").await;
+    secrets.push("nobody.here".into());
+    app.client
+        .post(app.url("/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"email": "{email}", "password": "{PASSWORD}""#))
+        .send()
+        .await
+        .unwrap();
+    app.post_json(
+        "/v1/auth/login",
+        &json!({ "email": email, "password": [PASSWORD] }),
+    )
+    .await;
+    app.post_json(
+        "/v1/auth/signup",
+        &json!({ "email": "not-an-email-leaky", "password": PASSWORD }),
+    )
+    .await;
+    secrets.push("not-an-email-leaky".into());
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    // The capture really holds the request logs (with status and route).
+    assert!(
+        logs.contains(r#""route":"/v1/auth/login""#),
+        "{}",
+        &logs[..logs.len().min(2000)]
+    );
+    assert!(logs.contains("refresh token reuse detected"));
+    assert!(logs.lines().count() > 50);
+    let lower = logs.to_lowercase();
+    for secret in &secrets {
+        assert!(
+            !lower.contains(&secret.to_lowercase()),
+            "a secret or PII reached the logs: {secret}"
+        );
+    }
+    // Neither does any part of a JWT (header, claims or signature).
+    for part in access.split('.') {
+        assert!(!logs.contains(part), "a JWT segment reached the logs");
+    }
+}
