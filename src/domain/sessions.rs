@@ -201,8 +201,21 @@ fn issue(
 
 pub async fn refresh(state: &AppState, ctx: &Context, presented: &str) -> Result<Issued> {
     let presented = PlainToken::parse(presented).ok_or(Error::InvalidRefreshToken)?;
-    let hash = presented.hash();
     let now = state.clock.now();
+    let (session, child) = rotate(state, ctx, &presented, now).await?;
+    issue(state, &session, child, now)
+}
+
+/// The refresh transaction: spends `presented` (or applies the reuse rules)
+/// and stores its child, in one transaction. Public so the benchmark can
+/// measure exactly this SQL without HTTP or JWT work.
+pub async fn rotate(
+    state: &AppState,
+    ctx: &Context,
+    presented: &PlainToken,
+    now: OffsetDateTime,
+) -> Result<(LiveSession, PlainToken)> {
+    let hash = presented.hash();
     let mut tx = state.db.begin().await?;
     let session_id = match store::spend_token(&mut *tx, &hash, now).await? {
         Some(session_id) => session_id,
@@ -250,7 +263,7 @@ pub async fn refresh(state: &AppState, ctx: &Context, presented: &str) -> Result
     )
     .await?;
     tx.commit().await?;
-    issue(state, &session, child, now)
+    Ok((session, child))
 }
 
 /// Revokes the session the token belongs to. Unknown tokens are fine: logout

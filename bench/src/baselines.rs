@@ -1,0 +1,173 @@
+//! Physical baselines on this machine, measured in the same run: what the
+//! hardware allows without HTTP, so each scenario can be read as a ratio.
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use authd::config::PasswordSettings;
+use authd::domain::audit::Context;
+use authd::domain::refresh_tokens::PlainToken;
+use authd::domain::sessions;
+use authd::state::AppState;
+use authd::storage::sessions::{self as store, NewSession};
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Baselines {
+    pub cores: usize,
+    /// Argon2id verifications per second on all cores, configured parameters.
+    pub argon2_verify_per_sec: f64,
+    /// RS256 signatures / verifications per second on all cores.
+    pub rs256_sign_per_sec: f64,
+    pub rs256_verify_per_sec: f64,
+    /// Refresh transactions (the same SQL as a refresh, through sqlx, no
+    /// HTTP) per second, at the concurrency that serves them best of 1..16.
+    pub refresh_tx_per_sec: f64,
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Runs `work` on every core for `duration`; total calls per second.
+fn on_all_cores(duration: Duration, work: impl Fn() + Send + Sync + 'static) -> f64 {
+    let work = Arc::new(work);
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+    let threads: Vec<_> = (0..cores())
+        .map(|_| {
+            let work = Arc::clone(&work);
+            let count = Arc::clone(&count);
+            std::thread::spawn(move || {
+                while Instant::now() < deadline {
+                    work();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+    count.load(Ordering::Relaxed) as f64 / duration.as_secs_f64()
+}
+
+pub fn argon2_verify(
+    settings: &PasswordSettings,
+    phc: &str,
+    duration: Duration,
+) -> anyhow::Result<f64> {
+    let params = argon2::Params::new(
+        settings.argon2_memory_kib,
+        settings.argon2_iterations,
+        settings.argon2_parallelism,
+        None,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let phc = phc.to_owned();
+    PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(on_all_cores(duration, move || {
+        let argon = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            params.clone(),
+        );
+        if let Ok(hash) = PasswordHash::new(&phc) {
+            let _ = argon.verify_password(crate::target::PASSWORD.as_bytes(), &hash);
+        }
+    }))
+}
+
+/// Signs and verifies with the service's own active key.
+pub fn rs256(state: &AppState, duration: Duration) -> anyhow::Result<(f64, f64)> {
+    let set = state.keys.current();
+    let kid = set.active.kid.clone();
+    let claims = serde_json::json!({
+        "iss": "bench", "sub": Uuid::new_v4(), "aud": "bench", "exp": 4_000_000_000_i64, "iat": 1,
+        "jti": Uuid::new_v4(), "sid": Uuid::new_v4(), "roles": ["user"], "amr": ["pwd"], "auth_time": 1,
+    });
+    let header = Header::new(Algorithm::RS256);
+    let token = jsonwebtoken::encode(&header, &claims, &set.active.encoding)?;
+    let decoding = set
+        .verifying
+        .get(&kid)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no key"))?;
+    let sign = {
+        let set = Arc::clone(&set);
+        let claims = claims.clone();
+        on_all_cores(duration, move || {
+            let _ = jsonwebtoken::encode(
+                &Header::new(Algorithm::RS256),
+                &claims,
+                &set.active.encoding,
+            );
+        })
+    };
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&["bench"]);
+    let verify = on_all_cores(duration, move || {
+        let _ = jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation);
+    });
+    Ok((sign, verify))
+}
+
+/// The refresh transaction (`authd::domain::sessions::rotate`: the same SQL
+/// a refresh runs) straight through sqlx on the service's pool, no HTTP.
+pub async fn refresh_transaction(
+    state: &AppState,
+    user_id: Uuid,
+    duration: Duration,
+) -> anyhow::Result<f64> {
+    let mut best: f64 = 0.0;
+    for workers in [1, 4, 16] {
+        let count = Arc::new(AtomicU64::new(0));
+        let deadline = Instant::now() + duration / 3;
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let state = state.clone();
+                let count = Arc::clone(&count);
+                tokio::spawn(async move { refresh_loop(&state, user_id, deadline, &count).await })
+            })
+            .collect();
+        for handle in handles {
+            handle.await??;
+        }
+        best = best.max(count.load(Ordering::Relaxed) as f64 / (duration / 3).as_secs_f64());
+    }
+    Ok(best)
+}
+
+async fn refresh_loop(
+    state: &AppState,
+    user_id: Uuid,
+    deadline: Instant,
+    count: &AtomicU64,
+) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let amr = vec!["pwd".to_owned()];
+    let session = NewSession {
+        id: Uuid::new_v4(),
+        user_id,
+        client_type: "native",
+        amr: &amr,
+        now,
+        idle_expires_at: now + time::Duration::days(30),
+        absolute_expires_at: now + time::Duration::days(90),
+    };
+    store::insert(&state.db, &session).await?;
+    let mut token = PlainToken::generate()?;
+    store::insert_token(&state.db, &token.hash(), session.id, None, now).await?;
+    let ctx = Context::default();
+    while Instant::now() < deadline {
+        let (_, child) = sessions::rotate(state, &ctx, &token, OffsetDateTime::now_utc())
+            .await
+            .map_err(|e| anyhow::anyhow!("refresh transaction: {e}"))?;
+        token = child;
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! The load runner: N workers hammer one operation for a fixed time after a
+//! common start; every request's latency and status is recorded.
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Barrier;
+
+/// Status 0 stands for a transport error (no HTTP answer).
+#[derive(Clone, Copy)]
+struct Sample {
+    micros: u64,
+    status: u16,
+}
+
+/// What one worker hands back: samples and a clock to stop by.
+pub struct Recorder {
+    samples: Vec<Sample>,
+    shared: Arc<Mutex<Vec<Sample>>>,
+    barrier: Arc<Barrier>,
+    duration: Duration,
+    deadline: Option<Instant>,
+}
+
+impl Recorder {
+    /// Waits until every worker finished its setup, then starts the clock.
+    pub async fn start(&mut self) {
+        self.barrier.wait().await;
+        self.deadline = Some(Instant::now() + self.duration);
+    }
+
+    pub fn running(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() < d)
+    }
+
+    pub fn record(&mut self, started: Instant, status: u16) {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.samples.push(Sample { micros, status });
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.append(&mut self.samples);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub workers: usize,
+    pub seconds: f64,
+    pub requests: u64,
+    pub ok: u64,
+    /// Successful (2xx) responses per second.
+    pub throughput: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Non-2xx answers by status ("transport" for no answer).
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    /// Statistics of only the samples with status `status`.
+    fn from_samples(workers: usize, seconds: f64, samples: &[Sample]) -> Self {
+        let mut latencies: Vec<u64> = samples.iter().map(|s| s.micros).collect();
+        latencies.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if latencies.is_empty() {
+                return 0.0;
+            }
+            let rank = ((p / 100.0) * (latencies.len() as f64)).ceil() as usize;
+            latencies[rank.clamp(1, latencies.len()) - 1] as f64 / 1000.0
+        };
+        let ok = samples
+            .iter()
+            .filter(|s| (200..300).contains(&s.status))
+            .count() as u64;
+        let mut errors = BTreeMap::new();
+        for sample in samples.iter().filter(|s| !(200..300).contains(&s.status)) {
+            let key = if sample.status == 0 {
+                "transport".to_owned()
+            } else {
+                sample.status.to_string()
+            };
+            *errors.entry(key).or_insert(0) += 1;
+        }
+        Stats {
+            workers,
+            seconds,
+            requests: samples.len() as u64,
+            ok,
+            throughput: ok as f64 / seconds.max(f64::EPSILON),
+            p50_ms: pct(50.0),
+            p95_ms: pct(95.0),
+            p99_ms: pct(99.0),
+            max_ms: latencies.last().map_or(0.0, |m| *m as f64 / 1000.0),
+            errors,
+        }
+    }
+}
+
+/// All samples of one run, to summarise whole or by status.
+pub struct Run {
+    workers: usize,
+    seconds: f64,
+    samples: Vec<Sample>,
+}
+
+impl Run {
+    pub fn stats(&self) -> Stats {
+        Stats::from_samples(self.workers, self.seconds, &self.samples)
+    }
+
+    /// Latency statistics of the answers with this status only.
+    pub fn stats_for_status(&self, status: u16) -> Stats {
+        let only: Vec<Sample> = self
+            .samples
+            .iter()
+            .copied()
+            .filter(|s| s.status == status)
+            .collect();
+        Stats::from_samples(self.workers, self.seconds, &only)
+    }
+}
+
+/// Runs `workers` copies of `worker` (given its index and a recorder); each
+/// does its setup, calls `Recorder::start`, and loops while `running()`.
+pub async fn run<F, Fut>(workers: usize, duration: Duration, worker: F) -> Run
+where
+    F: Fn(usize, Recorder) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let shared = Arc::new(Mutex::new(Vec::new()));
+    let barrier = Arc::new(Barrier::new(workers));
+    let handles: Vec<_> = (0..workers)
+        .map(|i| {
+            let recorder = Recorder {
+                samples: Vec::new(),
+                shared: Arc::clone(&shared),
+                barrier: Arc::clone(&barrier),
+                duration,
+                deadline: None,
+            };
+            tokio::spawn(worker(i, recorder))
+        })
+        .collect();
+    for handle in handles {
+        let _ = handle.await;
+    }
+    let samples = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+    Run {
+        workers,
+        seconds: duration.as_secs_f64(),
+        samples,
+    }
+}

@@ -1,0 +1,237 @@
+//! authd-bench: measures authd against the machine's physical limits.
+//!
+//! It starts authd in-process on a fresh PostgreSQL database (or targets
+//! `--url`), seeds users in bulk, measures the baselines (raw Argon2id, raw
+//! RS256, the refresh transaction through sqlx), then runs each scenario at
+//! every concurrency level and writes a markdown table (stdout), JSON and an
+//! SVG chart.
+#![forbid(unsafe_code)]
+
+mod baselines;
+mod load;
+mod report;
+mod scenarios;
+mod target;
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use report::{Overload, Report, ScenarioResult};
+use scenarios::Target;
+
+#[derive(Parser)]
+#[command(
+    about = "Load benchmark for authd: throughput and latency against the machine's physical limits"
+)]
+struct Args {
+    /// Seeded accounts that logins cycle through.
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    /// How long each scenario runs at each concurrency level (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Concurrency levels, comma-separated.
+    #[arg(long, default_value = "1,4,16,64", value_delimiter = ',')]
+    levels: Vec<usize>,
+    /// PostgreSQL server (any database on it); a fresh database is created.
+    #[arg(
+        long,
+        env = "AUTHD_TEST_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+    /// Directory with authd's config (the test profile is used).
+    #[arg(long, default_value = "config")]
+    config_dir: PathBuf,
+    /// Where the JSON and SVG results go.
+    #[arg(long, default_value = "bench-results")]
+    out_dir: PathBuf,
+    /// Keep the benchmark database afterwards.
+    #[arg(long)]
+    keep_db: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.trim().split_at(
+        text.trim()
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("bad duration {text:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("bad duration unit in {text:?} (ms, s or m)")),
+    }
+}
+
+/// Samples this process's resident set (VmRSS) until stopped.
+fn rss_sampler(stop: Arc<AtomicBool>, peak_kib: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let rss = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                });
+            if let Some(kib) = rss {
+                peak_kib.fetch_max(kib, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+fn result(scenario: &str, run: &load::Run, baseline: Option<(&str, f64)>) -> ScenarioResult {
+    let stats = run.stats();
+    ScenarioResult {
+        scenario: scenario.into(),
+        concurrency: stats.workers,
+        baseline: baseline.map(|(name, _)| name.to_owned()),
+        ratio: baseline.map(|(_, per_sec)| stats.throughput / per_sec.max(f64::EPSILON)),
+        stats,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.out_dir)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak_kib = Arc::new(AtomicU64::new(0));
+    let sampler = rss_sampler(Arc::clone(&stop), Arc::clone(&peak_kib));
+
+    eprintln!(
+        "starting authd on a fresh database and seeding {} users",
+        args.users
+    );
+    let local = target::Local::start(&args.database_url, &args.config_dir).await?;
+    local.seed_users(args.users).await?;
+    let settings = local.state.settings.clone();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let target = Target {
+        client,
+        base_url: local.base_url.clone(),
+        users: args.users,
+    };
+
+    eprintln!("measuring baselines");
+    let phc: String = sqlx::query_scalar("SELECT password_hash FROM users LIMIT 1")
+        .fetch_one(&local.db)
+        .await?;
+    let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users LIMIT 1")
+        .fetch_one(&local.db)
+        .await?;
+    let argon = {
+        let (pw, phc, d) = (settings.password.clone(), phc.clone(), args.duration);
+        tokio::task::spawn_blocking(move || baselines::argon2_verify(&pw, &phc, d)).await??
+    };
+    let (sign, verify) = {
+        let (state, d) = (local.state.clone(), args.duration);
+        tokio::task::spawn_blocking(move || baselines::rs256(&state, d)).await??
+    };
+    let refresh_tx = baselines::refresh_transaction(&local.state, user_id, args.duration).await?;
+    let base = baselines::Baselines {
+        cores: baselines::cores(),
+        argon2_verify_per_sec: argon,
+        rs256_sign_per_sec: sign,
+        rs256_verify_per_sec: verify,
+        refresh_tx_per_sec: refresh_tx,
+    };
+
+    let mut results = Vec::new();
+    for &level in &args.levels {
+        eprintln!("concurrency {level}: login, refresh, /v1/me, jwks");
+        let d = args.duration;
+        results.push(result(
+            "login",
+            &scenarios::login_storm(&target, level, d).await,
+            Some(("argon2 verify/s", base.argon2_verify_per_sec)),
+        ));
+        results.push(result(
+            "refresh",
+            &scenarios::refresh(&target, level, d).await,
+            Some(("refresh tx/s", base.refresh_tx_per_sec)),
+        ));
+        results.push(result(
+            "me",
+            &scenarios::me(&target, level, d).await,
+            Some(("RS256 verify/s", base.rs256_verify_per_sec)),
+        ));
+        results.push(result(
+            "jwks",
+            &scenarios::jwks(&target, level, d).await,
+            None,
+        ));
+    }
+
+    let pool_threads = match settings.password.pool_threads {
+        0 => base.cores,
+        n => n,
+    };
+    eprintln!("mixed: logins saturating the pool while others refresh and call /v1/me");
+    let (logins, refreshes, mes) =
+        scenarios::mixed(&target, pool_threads * 4, 8, args.duration).await;
+    let mixed = vec![
+        result(
+            "mixed: login",
+            &logins,
+            Some(("argon2 verify/s", base.argon2_verify_per_sec)),
+        ),
+        result("mixed: refresh", &refreshes, None),
+        result("mixed: me", &mes, None),
+    ];
+
+    let clients = 4 * (pool_threads + settings.password.pool_queue);
+    eprintln!("overload: {clients} concurrent logins");
+    let overload_run = scenarios::login_storm_checked(&target, clients, args.duration).await;
+    let overload = Overload {
+        clients,
+        admitted: overload_run.run.stats_for_status(200),
+        all: overload_run.run.stats(),
+        rejected_503: overload_run.rejected,
+        rejected_with_retry_after: overload_run.rejected == overload_run.rejected_with_retry_after,
+        queue_bound_ms: settings.password.pool_max_wait_ms,
+    };
+
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let report = Report {
+        date: time::OffsetDateTime::now_utc().date().to_string(),
+        parameters: serde_json::json!({
+            "users": args.users,
+            "duration_s": args.duration.as_secs_f64(),
+            "levels": args.levels,
+            "argon2": { "m_kib": settings.password.argon2_memory_kib, "t": settings.password.argon2_iterations, "p": settings.password.argon2_parallelism },
+            "pool_threads": pool_threads,
+            "pool_queue": settings.password.pool_queue,
+            "pool_max_wait_ms": settings.password.pool_max_wait_ms,
+            "db_max_connections": settings.database.max_connections,
+        }),
+        baselines: base,
+        scenarios: results,
+        mixed,
+        overload,
+        max_rss_mib: peak_kib.load(Ordering::Relaxed) as f64 / 1024.0,
+    };
+    println!("{}", report::markdown(&report));
+    report::write_json(&report, &args.out_dir.join("results.json"))?;
+    report::write_svg(&report, &args.out_dir.join("results.svg"))?;
+    eprintln!(
+        "wrote {} and {}",
+        args.out_dir.join("results.json").display(),
+        args.out_dir.join("results.svg").display()
+    );
+    local.stop(args.keep_db).await?;
+    Ok(())
+}

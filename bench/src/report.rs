@@ -1,0 +1,221 @@
+//! Results as a markdown table (stdout), a JSON file and an SVG chart of
+//! throughput and p99 against concurrency.
+use plotters::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+
+use crate::baselines::Baselines;
+use crate::load::Stats;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: String,
+    pub concurrency: usize,
+    pub stats: Stats,
+    /// Which baseline the throughput is compared with, and the ratio.
+    pub baseline: Option<String>,
+    pub ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Overload {
+    pub clients: usize,
+    pub admitted: Stats,
+    pub all: Stats,
+    pub rejected_503: u64,
+    pub rejected_with_retry_after: bool,
+    pub queue_bound_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub date: String,
+    pub parameters: serde_json::Value,
+    pub baselines: Baselines,
+    pub scenarios: Vec<ScenarioResult>,
+    pub mixed: Vec<ScenarioResult>,
+    pub overload: Overload,
+    pub max_rss_mib: f64,
+}
+
+fn errors(stats: &Stats) -> String {
+    if stats.errors.is_empty() {
+        return "-".into();
+    }
+    stats
+        .errors
+        .iter()
+        .map(|(k, v)| format!("{k}×{v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn row(r: &ScenarioResult) -> String {
+    let s = &r.stats;
+    let ratio = match (&r.baseline, r.ratio) {
+        (Some(name), Some(ratio)) => format!("{:.0} % of {name}", ratio * 100.0),
+        _ => "-".into(),
+    };
+    format!(
+        "| {} | {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+        r.scenario,
+        r.concurrency,
+        s.throughput,
+        s.p50_ms,
+        s.p95_ms,
+        s.p99_ms,
+        s.max_ms,
+        errors(s),
+        ratio
+    )
+}
+
+pub fn markdown(report: &Report) -> String {
+    let b = &report.baselines;
+    let mut out = vec![
+        format!("# authd benchmark, {}", report.date),
+        String::new(),
+        format!("Parameters: `{}`", report.parameters),
+        String::new(),
+        "## Physical baselines (same run, same machine)".into(),
+        String::new(),
+        "| baseline | per second |".into(),
+        "| --- | --- |".into(),
+        format!(
+            "| Argon2id verify, all {} cores | {:.1} |",
+            b.cores, b.argon2_verify_per_sec
+        ),
+        format!("| RS256 sign, all cores | {:.0} |", b.rs256_sign_per_sec),
+        format!(
+            "| RS256 verify, all cores | {:.0} |",
+            b.rs256_verify_per_sec
+        ),
+        format!(
+            "| refresh transaction (sqlx, no HTTP) | {:.0} |",
+            b.refresh_tx_per_sec
+        ),
+        String::new(),
+        "## Scenarios".into(),
+        String::new(),
+    ];
+    let header = [
+        "| scenario | concurrency | ok/s | p50 ms | p95 ms | p99 ms | max ms | errors | vs baseline |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ];
+    out.extend(header.iter().map(|s| s.to_string()));
+    out.extend(report.scenarios.iter().map(row));
+    out.extend([
+        String::new(),
+        "## Mixed: logins saturating the pool while others refresh and call /v1/me".into(),
+        String::new(),
+    ]);
+    out.extend(header.iter().map(|s| s.to_string()));
+    out.extend(report.mixed.iter().map(row));
+    let o = &report.overload;
+    out.extend([
+        String::new(),
+        format!("## Overload: {} concurrent logins", o.clients),
+        String::new(),
+        format!(
+            "admitted: {} ok ({:.1}/s), p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (queue bound {} ms); refused: {} × 503 (Retry-After on all: {}); other errors: {}",
+            o.admitted.ok, o.admitted.throughput, o.admitted.p50_ms, o.admitted.p99_ms, o.admitted.max_ms,
+            o.queue_bound_ms, o.rejected_503, o.rejected_with_retry_after, errors(&o.all).replace(&format!("503×{}", o.rejected_503), "").trim()
+        ),
+        String::new(),
+        format!("Peak resident memory of the process (server and load generator): {:.1} MiB", report.max_rss_mib),
+    ]);
+    out.join("\n")
+}
+
+pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(report)?)?;
+    Ok(())
+}
+
+type Metric = fn(&Stats) -> f64;
+
+/// Two panels: throughput (ok/s) and p99 latency against concurrency, one
+/// line per scenario. The x axis is the index of the concurrency level.
+pub fn write_svg(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let mut names: Vec<&str> = report
+        .scenarios
+        .iter()
+        .map(|r| r.scenario.as_str())
+        .collect();
+    names.dedup();
+    let mut levels: Vec<usize> = report.scenarios.iter().map(|r| r.concurrency).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    let index = |c: usize| levels.iter().position(|l| *l == c).unwrap_or(0) as f64;
+    let root = SVGBackend::new(path, (1100, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let panels = root.split_evenly((1, 2));
+    let metrics: [(&str, Metric); 2] = [
+        ("throughput (ok/s)", |s| s.throughput),
+        ("p99 latency (ms)", |s| s.p99_ms),
+    ];
+    for (panel, (title, metric)) in panels.iter().zip(metrics) {
+        let top = report
+            .scenarios
+            .iter()
+            .map(|r| metric(&r.stats))
+            .fold(1.0_f64, f64::max)
+            * 1.1;
+        let x_max = (levels.len().max(2) - 1) as f64;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.2..x_max + 0.2, 0.0..top)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let labels = levels.clone();
+        chart
+            .configure_mesh()
+            .x_desc("concurrency")
+            .x_labels(levels.len().max(2))
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 0.05 && i >= 0.0 {
+                    labels
+                        .get(i as usize)
+                        .map_or(String::new(), |l| l.to_string())
+                } else {
+                    String::new()
+                }
+            })
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (n, name) in names.iter().enumerate() {
+            let color = Palette99::pick(n).to_rgba();
+            let points: Vec<(f64, f64)> = report
+                .scenarios
+                .iter()
+                .filter(|r| r.scenario == *name)
+                .map(|r| (index(r.concurrency), metric(&r.stats)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The six scenarios, each a function from a concurrency level to a run.
+use reqwest::Client;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+use crate::load::{self, Run};
+use crate::target::{PASSWORD, user_email};
+
+#[derive(Clone)]
+pub struct Target {
+    pub client: Client,
+    pub base_url: String,
+    pub users: usize,
+}
+
+/// (status, body) of one call; status 0 when no HTTP answer came.
+async fn post(target: &Target, path: &str, body: &Value) -> (u16, Option<Value>) {
+    match target
+        .client
+        .post(format!("{}{path}", target.base_url))
+        .json(body)
+        .send()
+        .await
+    {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.json().await.ok())
+        }
+        Err(_) => (0, None),
+    }
+}
+
+async fn get(target: &Target, path: &str, bearer: Option<&str>) -> u16 {
+    let mut request = target.client.get(format!("{}{path}", target.base_url));
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let _ = response.bytes().await;
+            status
+        }
+        Err(_) => 0,
+    }
+}
+
+fn field(body: &Option<Value>, name: &str) -> Option<String> {
+    body.as_ref()?.get(name)?.as_str().map(str::to_owned)
+}
+
+/// A native login as seeded user `i`: (status, access token, refresh token).
+async fn login(target: &Target, i: usize) -> (u16, Option<String>, Option<String>) {
+    let body = json!({ "email": user_email(i % target.users), "password": PASSWORD, "client_type": "native" });
+    let (status, body) = post(target, "/v1/auth/login", &body).await;
+    (
+        status,
+        field(&body, "access_token"),
+        field(&body, "refresh_token"),
+    )
+}
+
+/// Logs in until it works (setup must not fail on a transient 503).
+async fn setup_login(target: &Target, i: usize) -> (String, String) {
+    loop {
+        if let (200, Some(access), Some(refresh)) = login(target, i).await {
+            return (access, refresh);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn login_storm(target: &Target, workers: usize, duration: Duration) -> Run {
+    load::run(workers, duration, |w, mut rec| {
+        let target = target.clone();
+        async move {
+            rec.start().await;
+            let mut n = w;
+            while rec.running() {
+                let started = Instant::now();
+                let (status, _, _) = login(&target, n).await;
+                rec.record(started, status);
+                n += workers;
+            }
+        }
+    })
+    .await
+}
+
+pub async fn refresh(target: &Target, workers: usize, duration: Duration) -> Run {
+    load::run(workers, duration, |w, mut rec| {
+        let target = target.clone();
+        async move {
+            let (_, mut token) = setup_login(&target, w).await;
+            rec.start().await;
+            while rec.running() {
+                let started = Instant::now();
+                let (status, body) = post(
+                    &target,
+                    "/v1/auth/refresh",
+                    &json!({ "refresh_token": token }),
+                )
+                .await;
+                rec.record(started, status);
+                match field(&body, "refresh_token") {
+                    Some(next) => token = next,
+                    None => token = setup_login(&target, w).await.1,
+                }
+            }
+        }
+    })
+    .await
+}
+
+pub async fn me(target: &Target, workers: usize, duration: Duration) -> Run {
+    load::run(workers, duration, |w, mut rec| {
+        let target = target.clone();
+        async move {
+            let (access, _) = setup_login(&target, w).await;
+            rec.start().await;
+            while rec.running() {
+                let started = Instant::now();
+                let status = get(&target, "/v1/me", Some(&access)).await;
+                rec.record(started, status);
+            }
+        }
+    })
+    .await
+}
+
+pub async fn jwks(target: &Target, workers: usize, duration: Duration) -> Run {
+    load::run(workers, duration, |_, mut rec| {
+        let target = target.clone();
+        async move {
+            rec.start().await;
+            while rec.running() {
+                let started = Instant::now();
+                let status = get(&target, "/.well-known/jwks.json", None).await;
+                rec.record(started, status);
+            }
+        }
+    })
+    .await
+}
+
+/// Scenario 5: logins saturate the hashing pool while other clients refresh
+/// and call /v1/me. Returns (logins, refreshes, me).
+pub async fn mixed(
+    target: &Target,
+    login_workers: usize,
+    other_workers: usize,
+    duration: Duration,
+) -> (Run, Run, Run) {
+    tokio::join!(
+        login_storm(target, login_workers, duration),
+        refresh(target, other_workers, duration),
+        me(target, other_workers, duration),
+    )
+}
+
+/// A login storm that also checks every 503 carries Retry-After.
+pub struct CheckedRun {
+    pub run: Run,
+    pub rejected: u64,
+    pub rejected_with_retry_after: u64,
+}
+
+pub async fn login_storm_checked(
+    target: &Target,
+    workers: usize,
+    duration: Duration,
+) -> CheckedRun {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let rejected = Arc::new(AtomicU64::new(0));
+    let with_retry_after = Arc::new(AtomicU64::new(0));
+    let run = load::run(workers, duration, |w, mut rec| {
+        let target = target.clone();
+        let rejected = Arc::clone(&rejected);
+        let with_retry_after = Arc::clone(&with_retry_after);
+        async move {
+            rec.start().await;
+            let mut n = w;
+            while rec.running() {
+                let body = json!({ "email": user_email(n % target.users), "password": PASSWORD, "client_type": "native" });
+                let started = Instant::now();
+                let response = target.client.post(format!("{}/v1/auth/login", target.base_url)).json(&body).send().await;
+                let status = response.as_ref().map_or(0, |r| r.status().as_u16());
+                if let Ok(response) = response {
+                    if status == 503 {
+                        rejected.fetch_add(1, Ordering::Relaxed);
+                        if response.headers().contains_key("retry-after") {
+                            with_retry_after.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    let _ = response.bytes().await;
+                }
+                rec.record(started, status);
+                n += workers;
+            }
+        }
+    })
+    .await;
+    CheckedRun {
+        run,
+        rejected: rejected.load(Ordering::Relaxed),
+        rejected_with_retry_after: with_retry_after.load(Ordering::Relaxed),
+    }
+}

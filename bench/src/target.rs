@@ -1,0 +1,116 @@
+//! The system under test: authd started in this process on a fresh database,
+//! plus seeding, which is kept apart from measurement.
+use anyhow::Context as _;
+use authd::clock::{Clock, SystemClock};
+use authd::config::{Profile, Settings};
+use authd::crypto::MasterKey;
+use authd::startup::Application;
+use authd::state::AppState;
+use secrecy::SecretString;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use std::path::Path;
+use std::sync::Arc;
+
+pub const PASSWORD: &str = "benchmark passphrase 2026";
+
+pub fn user_email(i: usize) -> String {
+    format!("bench-user-{i}@example.com")
+}
+
+/// An in-process authd on its own database.
+pub struct Local {
+    pub base_url: String,
+    pub state: AppState,
+    pub db: PgPool,
+    admin_url: String,
+    db_name: String,
+}
+
+fn database_url(admin_url: &str, name: &str) -> String {
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+impl Local {
+    pub async fn start(admin_url: &str, config_dir: &Path) -> anyhow::Result<Self> {
+        let db_name = format!("authd_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(admin_url)
+            .await
+            .context("connect to PostgreSQL")?;
+        sqlx::query(&format!("CREATE DATABASE {db_name}"))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+
+        let mut settings = Settings::load(Profile::Test, config_dir)?;
+        settings.http.addr = "127.0.0.1:0".parse()?;
+        for limit in [
+            &mut settings.rate_limit.signup,
+            &mut settings.rate_limit.login,
+            &mut settings.rate_limit.refresh,
+        ] {
+            limit.burst = 1_000_000;
+            limit.replenish_ms = 1;
+        }
+        settings.log.level = "error".into();
+        let db = PgPoolOptions::new()
+            .max_connections(settings.database.max_connections)
+            .connect(&database_url(admin_url, &db_name))
+            .await?;
+        authd::storage::db::migrate(&db).await?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let app =
+            Application::with_pool(settings, db.clone(), &MasterKey::generate()?, clock).await?;
+        let base_url = format!("http://{}", app.local_addr()?);
+        let state = app.state().clone();
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        Ok(Self {
+            base_url,
+            state,
+            db,
+            admin_url: admin_url.to_owned(),
+            db_name,
+        })
+    }
+
+    /// Inserts `count` accounts sharing one Argon2 hash of `PASSWORD`: bulk
+    /// SQL, so seeding 2,000 users takes milliseconds, not 2,000 hashes.
+    pub async fn seed_users(&self, count: usize) -> anyhow::Result<()> {
+        let hash = self
+            .state
+            .passwords
+            .hash(SecretString::from(PASSWORD.to_owned()))
+            .await
+            .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+        let count = i64::try_from(count)?;
+        sqlx::query(
+            "INSERT INTO users (id, email, email_key, password_hash, email_verified, created_at, updated_at)
+             SELECT gen_random_uuid(), 'bench-user-' || i || '@example.com', 'bench-user-' || i || '@example.com',
+                    $1, true, now(), now()
+             FROM generate_series(0, $2 - 1) AS i",
+        )
+        .bind(&hash)
+        .bind(count)
+        .execute(&self.db)
+        .await?;
+        sqlx::query("INSERT INTO user_roles (user_id, role, granted_at) SELECT id, 'user', now() FROM users")
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn stop(self, keep_db: bool) -> anyhow::Result<()> {
+        self.db.close().await;
+        if !keep_db {
+            let mut admin = PgConnection::connect(&self.admin_url).await?;
+            sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.db_name
+            ))
+            .execute(&mut admin)
+            .await?;
+        }
+        Ok(())
+    }
+}
