@@ -4,7 +4,7 @@
 //! token and issues its child in one transaction. A spent token presented
 //! again is reuse (RFC 9700 §4.14): within a short leeway it yields one more
 //! child (two browser tabs refreshing together), after it the whole session
-//! is revoked. The conditional UPDATE in `storage::sessions::spend_token`
+//! is revoked. The conditional UPDATE in `storage::sessions::rotate_unspent`
 //! makes concurrent refreshes of one token serialise on its row.
 use secrecy::SecretString;
 use serde_json::json;
@@ -20,7 +20,7 @@ use crate::domain::refresh_tokens::PlainToken;
 use crate::domain::throttle::LoginAttempt;
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::storage::sessions::{self as store, LiveSession, NewSession};
+use crate::storage::sessions::{self as store, LiveSession, NewSession, Rotation};
 use crate::storage::users;
 
 /// Largest password accepted at login; longer input cannot match (the
@@ -206,9 +206,9 @@ pub async fn refresh(state: &AppState, ctx: &Context, presented: &str) -> Result
     issue(state, &session, child, now)
 }
 
-/// The refresh transaction: spends `presented` (or applies the reuse rules)
-/// and stores its child, in one transaction. Public so the benchmark can
-/// measure exactly this SQL without HTTP or JWT work.
+/// The refresh transaction: spends `presented` and stores its child, or
+/// applies the reuse rules. Public so the benchmark measures exactly this
+/// SQL without HTTP or JWT work.
 pub async fn rotate(
     state: &AppState,
     ctx: &Context,
@@ -216,45 +216,55 @@ pub async fn rotate(
     now: OffsetDateTime,
 ) -> Result<(LiveSession, PlainToken)> {
     let hash = presented.hash();
+    let child = PlainToken::generate()?;
+    let idle_secs = state.settings.auth.session_idle_ttl_secs;
+    match store::rotate_unspent(&state.db, &hash, &child.hash(), now, idle_secs).await? {
+        Rotation::Rotated(session) => Ok((session, child)),
+        Rotation::SessionGone => Err(Error::InvalidRefreshToken),
+        Rotation::NotUnspent => rotate_spent(state, ctx, &hash, child, now).await,
+    }
+}
+
+/// A token that is unknown or already spent: within the leeway it yields
+/// one more child; otherwise it is reuse and the whole session is revoked.
+async fn rotate_spent(
+    state: &AppState,
+    ctx: &Context,
+    hash: &[u8],
+    child: PlainToken,
+    now: OffsetDateTime,
+) -> Result<(LiveSession, PlainToken)> {
     let mut tx = state.db.begin().await?;
-    let session_id = match store::spend_token(&mut *tx, &hash, now).await? {
-        Some(session_id) => session_id,
-        None => {
-            let Some(spent) = store::lock_token(&mut *tx, &hash).await? else {
-                return Err(Error::InvalidRefreshToken);
-            };
-            let leeway = Duration::seconds(state.settings.auth.refresh_reuse_leeway_secs);
-            // `now` may precede `spent_at` when both requests raced; that
-            // counts as inside the leeway, unless there is none at all.
-            let within_leeway =
-                leeway.is_positive() && spent.spent_at.is_some_and(|at| now - at < leeway);
-            if !within_leeway || spent.leeway_used {
-                if let Some(user_id) =
-                    store::revoke(&mut *tx, spent.session_id, "refresh_token_reuse", now).await?
-                {
-                    tracing::warn!(session_id = %spent.session_id, "refresh token reuse detected; session revoked");
-                    let details = json!({ "session_id": spent.session_id });
-                    let event = Event {
-                        kind: Kind::RefreshTokenReuseDetected,
-                        actor: None,
-                        subject: Some(user_id),
-                        outcome: "session_revoked",
-                        details,
-                    };
-                    state.audit.append(&mut tx, ctx, event).await?;
-                }
-                tx.commit().await?;
-                return Err(Error::InvalidRefreshToken);
-            }
-            store::mark_leeway_used(&mut *tx, &hash).await?;
-            spent.session_id
-        }
-    };
-    let Some(session) = store::lock_live(&mut *tx, session_id, now).await? else {
+    let Some(spent) = store::lock_token(&mut *tx, hash).await? else {
         return Err(Error::InvalidRefreshToken);
     };
-    let child = PlainToken::generate()?;
-    store::insert_token(&mut *tx, &child.hash(), session.id, Some(&hash), now).await?;
+    let leeway = Duration::seconds(state.settings.auth.refresh_reuse_leeway_secs);
+    // `now` may precede `spent_at` when both requests raced; that counts as
+    // inside the leeway, unless there is none at all.
+    let within_leeway = leeway.is_positive() && spent.spent_at.is_some_and(|at| now - at < leeway);
+    if !within_leeway || spent.leeway_used {
+        if let Some(user_id) =
+            store::revoke(&mut *tx, spent.session_id, "refresh_token_reuse", now).await?
+        {
+            tracing::warn!(session_id = %spent.session_id, "refresh token reuse detected; session revoked");
+            let details = json!({ "session_id": spent.session_id });
+            let event = Event {
+                kind: Kind::RefreshTokenReuseDetected,
+                actor: None,
+                subject: Some(user_id),
+                outcome: "session_revoked",
+                details,
+            };
+            state.audit.append(&mut tx, ctx, event).await?;
+        }
+        tx.commit().await?;
+        return Err(Error::InvalidRefreshToken);
+    }
+    store::mark_leeway_used(&mut *tx, hash).await?;
+    let Some(session) = store::lock_live(&mut *tx, spent.session_id, now).await? else {
+        return Err(Error::InvalidRefreshToken);
+    };
+    store::insert_token(&mut *tx, &child.hash(), session.id, Some(hash), now).await?;
     store::touch(
         &mut *tx,
         session.id,

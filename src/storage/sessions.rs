@@ -129,22 +129,87 @@ pub async fn insert_token(
     Ok(())
 }
 
-/// Marks an unspent token spent and returns its session. Concurrent callers
-/// serialise on the row lock; only the first sees `spent_at IS NULL`.
-pub async fn spend_token(
+/// The outcome of `rotate_unspent`.
+pub enum Rotation {
+    /// The token was unspent and its session live: it is now spent, its
+    /// child stored and the session's idle expiry extended.
+    Rotated(LiveSession),
+    /// The token was unspent but its session is revoked or expired.
+    SessionGone,
+    /// The token is unknown or already spent (reuse rules apply).
+    NotUnspent,
+}
+
+#[derive(FromRow)]
+struct RotationRow {
+    spent: i64,
+    id: Option<Uuid>,
+    user_id: Option<Uuid>,
+    amr: Option<Vec<String>>,
+    auth_time: Option<OffsetDateTime>,
+    absolute_expires_at: Option<OffsetDateTime>,
+    roles: Option<Vec<String>>,
+}
+
+/// The common refresh in one atomic statement (one round trip): spend the
+/// token if unspent, extend its live session, store the child. Concurrent
+/// callers serialise on the token's row lock; only the first sees it unspent.
+pub async fn rotate_unspent(
     db: impl PgExecutor<'_>,
     token_hash: &[u8],
+    child_hash: &[u8],
     now: OffsetDateTime,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar(
-        "UPDATE refresh_tokens SET spent_at = $2
-         WHERE token_hash = $1 AND spent_at IS NULL
-         RETURNING session_id",
+    idle_ttl_secs: i64,
+) -> sqlx::Result<Rotation> {
+    let row: RotationRow = sqlx::query_as(
+        "WITH spent AS (
+             UPDATE refresh_tokens SET spent_at = $2
+             WHERE token_hash = $1 AND spent_at IS NULL
+             RETURNING session_id
+         ), live AS (
+             UPDATE sessions s
+             SET last_used_at = $2,
+                 idle_expires_at = LEAST($2 + $4::bigint * interval '1 second', s.absolute_expires_at)
+             FROM spent, users u
+             WHERE s.id = spent.session_id AND u.id = s.user_id
+               AND s.revoked_at IS NULL AND u.disabled_at IS NULL
+               AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2
+             RETURNING s.id, s.user_id, s.amr, s.auth_time, s.absolute_expires_at
+         ), child AS (
+             INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, issued_at)
+             SELECT $3, id, $1, $2 FROM live
+         )
+         SELECT (SELECT count(*) FROM spent) AS spent,
+                live.id, live.user_id, live.amr, live.auth_time, live.absolute_expires_at,
+                ARRAY(SELECT role FROM user_roles r WHERE r.user_id = live.user_id ORDER BY role) AS roles
+         FROM (SELECT 1) AS one LEFT JOIN live ON true",
     )
     .bind(token_hash)
     .bind(now)
-    .fetch_optional(db)
-    .await
+    .bind(child_hash)
+    .bind(idle_ttl_secs)
+    .fetch_one(db)
+    .await?;
+    Ok(match row {
+        RotationRow { spent: 0, .. } => Rotation::NotUnspent,
+        RotationRow {
+            id: Some(id),
+            user_id: Some(user_id),
+            amr: Some(amr),
+            auth_time: Some(auth_time),
+            absolute_expires_at: Some(absolute_expires_at),
+            roles,
+            ..
+        } => Rotation::Rotated(LiveSession {
+            id,
+            user_id,
+            amr,
+            auth_time,
+            absolute_expires_at,
+            roles: roles.unwrap_or_default(),
+        }),
+        _ => Rotation::SessionGone,
+    })
 }
 
 #[derive(Debug, FromRow)]
