@@ -10,7 +10,6 @@ mod errors;
 mod health;
 mod jwks;
 mod login;
-mod logs;
 mod me;
 mod openapi;
 mod overload;

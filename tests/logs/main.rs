@@ -1,6 +1,15 @@
 //! No email address, password, token or code ever reaches a log line: every
 //! flow runs with logs captured at TRACE level, and the capture is searched.
-use crate::helpers::*;
+//!
+//! A test binary of its own: the capture is the process-wide subscriber, so
+//! no test running in parallel can race with it (thread-local subscribers
+//! share tracing's callsite cache with every other thread in the process).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+use helpers::*;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -26,9 +35,7 @@ impl<'a> MakeWriter<'a> for Capture {
     }
 }
 
-// A current-thread runtime: the server's tasks run on this thread, so the
-// thread-local subscriber sees everything they log.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_log_no_emails_passwords_or_tokens() {
     let capture = Capture::default();
     let subscriber = tracing_subscriber::fmt()
@@ -36,7 +43,7 @@ async fn flows_log_no_emails_passwords_or_tokens() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(capture.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let app = spawn_with(|s| {
         s.throttle.ip_free_failures = 1;
