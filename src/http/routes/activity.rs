@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::domain::audit;
+use crate::domain::{accounts, audit};
 use crate::error::{Error, Result};
 use crate::http::extract::{AppQuery, Bearer};
 use crate::state::AppState;
@@ -54,6 +54,8 @@ pub async fn activity(
         )));
     }
     let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    // Like /v1/me: a revoked session or disabled account sees nothing.
+    accounts::profile(&state, claims.sub, claims.sid).await?;
     let page = audit::activity(&state.db, claims.sub, before, limit).await?;
     Ok(Json(ActivityPage {
         events: page.events.into_iter().map(shape).collect(),
