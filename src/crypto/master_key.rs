@@ -205,3 +205,46 @@ impl DataKey {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_key_material() {
+        let Ok(master) = MasterKey::generate() else {
+            panic!("rng")
+        };
+        let data = master.derive(labels::SIGNING_KEYS);
+        let shown = format!("{master:?} {data:?}");
+        assert_eq!(shown, "MasterKey([REDACTED]) DataKey([REDACTED])");
+        let encoded = STANDARD.encode(data.expose_bytes());
+        assert!(!shown.contains(&encoded));
+    }
+
+    #[test]
+    fn derived_keys_differ_per_purpose_and_seal_round_trips() {
+        let Ok(master) = MasterKey::generate() else {
+            panic!("rng")
+        };
+        let (a, b) = (
+            master.derive(labels::SIGNING_KEYS),
+            master.derive(labels::DATA_KEYS),
+        );
+        assert_ne!(a.expose_bytes(), b.expose_bytes());
+        let sealed = a.seal(b"aad", b"secret").map_err(|e| e.to_string());
+        let Ok(sealed) = sealed else { panic!("seal") };
+        assert_eq!(
+            a.open(b"aad", &sealed).ok().as_deref(),
+            Some(&b"secret"[..])
+        );
+        // Wrong key, wrong associated data, or a flipped bit: refused.
+        assert!(b.open(b"aad", &sealed).is_err());
+        assert!(a.open(b"other", &sealed).is_err());
+        let mut flipped = sealed.clone();
+        if let Some(last) = flipped.last_mut() {
+            *last ^= 1;
+        }
+        assert!(a.open(b"aad", &flipped).is_err());
+    }
+}

@@ -58,6 +58,16 @@ mod tests {
     }
 
     #[test]
+    fn debug_never_prints_the_token() {
+        let Ok(token) = PlainToken::generate() else {
+            panic!("rng")
+        };
+        let shown = format!("{token:?}");
+        assert_eq!(shown, "PlainToken([REDACTED])");
+        assert!(!shown.contains(token.expose()));
+    }
+
+    #[test]
     fn rejects_malformed_tokens() {
         for bad in ["", "short", &"a".repeat(44), &"!".repeat(43)] {
             assert!(PlainToken::parse(bad).is_none());
