@@ -7,6 +7,7 @@
 //! integration tests against real PostgreSQL, which is where a broken query
 //! would show.
 pub mod db;
+pub mod idempotency;
 pub mod sessions;
 pub mod signing_keys;
 pub mod throttle;
