@@ -7,6 +7,7 @@ mod helpers;
 mod cli;
 mod errors;
 mod health;
+mod idempotency;
 mod jwks;
 mod login;
 mod me;
