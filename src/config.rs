@@ -60,6 +60,7 @@ pub struct Settings {
     pub password: PasswordSettings,
     pub rate_limit: RateLimitSettings,
     pub throttle: ThrottleSettings,
+    pub idempotency: IdempotencySettings,
     pub keys: KeySettings,
     pub secrets: SecretSettings,
     pub log: LogSettings,
@@ -141,6 +142,14 @@ pub struct ThrottleSettings {
     pub base_delay_secs: i64,
     pub max_delay_secs: i64,
     pub window_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencySettings {
+    /// How long an `Idempotency-Key` is remembered; after it the same key
+    /// starts a new request.
+    pub ttl_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,6 +267,10 @@ impl Settings {
             "auth.refresh_reuse_leeway_secs must not be negative"
         );
         anyhow::ensure!(p.pool_queue > 0, "password.pool_queue must be positive");
+        anyhow::ensure!(
+            self.idempotency.ttl_secs > 0,
+            "idempotency.ttl_secs must be positive"
+        );
         for (name, limit) in [
             ("signup", self.rate_limit.signup),
             ("login", self.rate_limit.login),

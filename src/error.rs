@@ -32,6 +32,12 @@ pub enum Error {
     InvalidToken,
     #[error("forbidden origin")]
     ForbiddenOrigin,
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
+    #[error("idempotency key in progress")]
+    IdempotencyInProgress,
+    #[error("idempotent request already processed")]
+    AlreadyProcessed,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
     #[error("hashing pool overloaded")]
@@ -72,6 +78,9 @@ impl Error {
         "invalid_refresh_token",
         "invalid_token",
         "forbidden_origin",
+        "idempotency_key_reused",
+        "idempotency_in_progress",
+        "already_processed",
         "rate_limited",
         "overloaded",
         "not_found",
@@ -93,6 +102,9 @@ impl Error {
             Error::InvalidRefreshToken => "invalid_refresh_token",
             Error::InvalidToken => "invalid_token",
             Error::ForbiddenOrigin => "forbidden_origin",
+            Error::IdempotencyKeyReused => "idempotency_key_reused",
+            Error::IdempotencyInProgress => "idempotency_in_progress",
+            Error::AlreadyProcessed => "already_processed",
             Error::RateLimited { .. } => "rate_limited",
             Error::Overloaded => "overloaded",
             Error::NotFound => "not_found",
@@ -114,6 +126,8 @@ impl Error {
                 StatusCode::UNAUTHORIZED
             }
             Error::EmailNotVerified | Error::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::IdempotencyInProgress | Error::AlreadyProcessed => StatusCode::CONFLICT,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Overloaded | Error::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotFound => StatusCode::NOT_FOUND,
@@ -136,6 +150,15 @@ impl Error {
             Error::InvalidRefreshToken => "the refresh token is invalid or expired; log in again",
             Error::InvalidToken => "the access token is missing, invalid or expired",
             Error::ForbiddenOrigin => "requests from this origin are not allowed",
+            Error::IdempotencyKeyReused => {
+                "this Idempotency-Key was already used with a different request"
+            }
+            Error::IdempotencyInProgress => {
+                "a request with this Idempotency-Key is still in progress; retry later"
+            }
+            Error::AlreadyProcessed => {
+                "the first request with this Idempotency-Key succeeded and its tokens cannot be shown again; log in or refresh again without this key"
+            }
             Error::RateLimited { .. } => "too many requests; retry later",
             Error::Overloaded => "the service is busy; retry shortly",
             Error::NotFound => "no such resource",

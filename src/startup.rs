@@ -18,7 +18,9 @@ use crate::domain::throttle;
 use crate::http;
 use crate::http::rate_limit::RateLimiters;
 use crate::state::{App, AppState};
-use crate::storage::{db, sessions as session_store, throttle as throttle_store};
+use crate::storage::{
+    db, idempotency as idempotency_store, sessions as session_store, throttle as throttle_store,
+};
 
 pub struct Application {
     listener: TcpListener,
@@ -105,6 +107,7 @@ pub async fn build_state(
     let audit = AuditLog::load_or_create(&pool, master, clock.now()).await?;
     Ok(AppState(Arc::new(App {
         throttle_key: master.derive(throttle::SUBJECT_LABEL),
+        idempotency_key: master.derive(http::idempotency::FINGERPRINT_LABEL),
         settings,
         db: pool,
         clock,
@@ -127,7 +130,7 @@ async fn check_default_roles(pool: &PgPool, roles: &[String]) -> anyhow::Result<
 }
 
 /// Periodic upkeep: reload keys (rotation on another replica), drop expired
-/// sessions and throttle rows, trim rate-limiter memory.
+/// sessions, throttle rows and idempotency keys, trim rate-limiter memory.
 async fn maintain(state: AppState) {
     let mut tick =
         tokio::time::interval(Duration::from_secs(state.settings.keys.reload_secs.max(1)));
@@ -144,6 +147,10 @@ async fn maintain(state: AppState) {
         }
         if let Err(e) = throttle_store::purge_stale(&state.db, window_start, now).await {
             tracing::warn!(error = %e, "throttle purge failed");
+        }
+        let keys_expired_before = http::idempotency::expired_before(&state, now);
+        if let Err(e) = idempotency_store::purge_expired(&state.db, keys_expired_before).await {
+            tracing::warn!(error = %e, "idempotency key purge failed");
         }
         state.rate_limiters.shrink();
     }

@@ -18,6 +18,8 @@ pub struct App {
     pub keys: KeyStore,
     pub passwords: Passwords,
     pub throttle_key: DataKey,
+    /// Keys the fingerprints of idempotent requests (see `http::idempotency`).
+    pub idempotency_key: DataKey,
     pub rate_limiters: RateLimiters,
     pub audit: AuditLog,
 }

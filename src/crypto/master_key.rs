@@ -23,6 +23,8 @@ pub mod labels {
     pub const SIGNING_KEYS: &str = "authd/signing-keys/v1";
     /// Keys the login-throttle HMAC of email addresses.
     pub const LOGIN_THROTTLE: &str = "authd/login-throttle/v1";
+    /// Keys the HMAC of idempotent requests' fingerprints.
+    pub const IDEMPOTENCY: &str = "authd/idempotency-fingerprint/v1";
     /// Seals random data keys stored in `sealed_keys` (e.g. the audit key).
     pub const DATA_KEYS: &str = "authd/data-keys/v1";
     /// Reserved: TOTP secrets (MFA).

@@ -3,6 +3,7 @@
 pub mod client_ip;
 pub mod cookies;
 pub mod extract;
+pub mod idempotency;
 pub mod origin;
 pub mod rate_limit;
 pub mod routes;
@@ -48,6 +49,15 @@ impl RouteTable {
     }
 }
 
+/// `Idempotency-Key` handling for a group of mutating routes. Callers add
+/// it inside the group's rate limiter, so replays count against the limit.
+fn idempotent(group: Router<AppState>, state: &AppState, refresh_cookie: bool) -> Router<AppState> {
+    group.layer(axum::middleware::from_fn_with_state(
+        idempotency::Idempotency::new(state.clone(), refresh_cookie),
+        idempotency::middleware,
+    ))
+}
+
 pub fn router(state: AppState) -> Router {
     build(state).0
 }
@@ -66,16 +76,15 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
         auth::refresh,
     );
     let refresh = t.add(refresh, Method::POST, "/v1/auth/logout", auth::logout);
-    let cookie_routes =
-        refresh
-            .layer(limits.refresh.layer())
-            .layer(axum::middleware::from_fn_with_state(
-                origin::AllowedOrigins::new(&state.settings.http.allowed_origins),
-                origin::require_allowed_origin,
-            ));
+    let cookie_routes = idempotent(refresh, &state, true)
+        .layer(limits.refresh.layer())
+        .layer(axum::middleware::from_fn_with_state(
+            origin::AllowedOrigins::new(&state.settings.http.allowed_origins),
+            origin::require_allowed_origin,
+        ));
     let api = Router::new()
-        .merge(signup.layer(limits.signup.layer()))
-        .merge(login.layer(limits.login.layer()))
+        .merge(idempotent(signup, &state, false).layer(limits.signup.layer()))
+        .merge(idempotent(login, &state, false).layer(limits.login.layer()))
         .merge(cookie_routes);
     let api = t.add(api, Method::GET, "/v1/me", me::me);
     let api = t.add(api, Method::GET, "/v1/me/activity", activity::activity);

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::Error;
+use crate::http::idempotency;
 
 #[derive(Clone)]
 pub struct AllowedOrigins(Arc<[HeaderValue]>);
@@ -48,7 +49,12 @@ pub fn cors(origins: &[String]) -> CorsLayer {
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
             HeaderName::from_static("x-request-id"),
+            idempotency::IDEMPOTENCY_KEY,
         ])
-        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            idempotency::IDEMPOTENT_REPLAYED,
+        ])
         .max_age(Duration::from_secs(600))
 }

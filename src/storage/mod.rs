@@ -8,6 +8,7 @@
 //! would show.
 pub mod audit;
 pub mod db;
+pub mod idempotency;
 pub mod sealed_keys;
 pub mod sessions;
 pub mod signing_keys;

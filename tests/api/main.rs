@@ -8,6 +8,7 @@ mod audit;
 mod cli;
 mod errors;
 mod health;
+mod idempotency;
 mod jwks;
 mod login;
 mod me;
