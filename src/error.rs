@@ -137,7 +137,7 @@ impl Error {
     }
 
     /// Fixed text per code: never built from user input or internal errors.
-    fn message(&self) -> &str {
+    pub fn message(&self) -> &str {
         match self {
             Error::InvalidRequest(detail) => detail,
             Error::MalformedJson => "the request body is not valid JSON",

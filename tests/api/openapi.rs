@@ -60,3 +60,68 @@ fn openapi_error_codes_match_the_service() {
     let produced: BTreeSet<&str> = authd::Error::CODES.iter().copied().collect();
     assert_eq!(documented, produced);
 }
+
+/// One value of every error with a fixed message.
+fn fixed_errors() -> Vec<authd::Error> {
+    use authd::Error::*;
+    vec![
+        MalformedJson,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        InvalidEmail,
+        WeakPassword(vec![]),
+        InvalidCredentials,
+        EmailNotVerified,
+        InvalidRefreshToken,
+        InvalidToken,
+        ForbiddenOrigin,
+        IdempotencyKeyReused,
+        IdempotencyInProgress,
+        AlreadyProcessed,
+        RateLimited {
+            retry_after_secs: 1,
+        },
+        Overloaded,
+        NotFound,
+        MethodNotAllowed,
+        NotReady,
+        Internal(anyhow::anyhow!("x")),
+    ]
+}
+
+fn error_examples<'a>(node: &'a Value, out: &mut Vec<(&'a str, &'a str)>) {
+    match node {
+        Value::Mapping(map) => {
+            if let (Some(Value::String(code)), Some(Value::String(message))) =
+                (map.get("error"), map.get("message"))
+            {
+                out.push((code, message));
+            }
+            map.values().for_each(|v| error_examples(v, out));
+        }
+        Value::Sequence(items) => items.iter().for_each(|v| error_examples(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn openapi_error_examples_show_the_real_messages() {
+    let errors = fixed_errors();
+    let codes: BTreeSet<&str> = errors.iter().map(authd::Error::code).collect();
+    // Every code but the one whose message names the offending field.
+    let expected: BTreeSet<&str> = authd::Error::CODES
+        .iter()
+        .copied()
+        .filter(|c| *c != "invalid_request")
+        .collect();
+    assert_eq!(codes, expected);
+    let spec = spec();
+    let mut examples = Vec::new();
+    error_examples(&spec, &mut examples);
+    assert!(examples.len() >= 15, "{examples:?}");
+    for (code, message) in examples {
+        if let Some(error) = errors.iter().find(|e| e.code() == code) {
+            assert_eq!(message, error.message(), "example for {code}");
+        }
+    }
+}
