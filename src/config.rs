@@ -74,6 +74,7 @@ pub struct HttpSettings {
     pub allowed_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
     pub max_body_bytes: usize,
+    pub hsts_max_age_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

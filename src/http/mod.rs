@@ -121,6 +121,10 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            hsts(state.settings.http.hsts_max_age_secs),
+        ))
         .layer(crate::telemetry::http_trace_layer())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -129,4 +133,13 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
         ))
         .with_state(state);
     (router, table)
+}
+
+/// `Strict-Transport-Security`, or none when `max_age_secs` is 0 (off by
+/// default: the header pins browsers to HTTPS for every subdomain, which an
+/// operator has to opt into knowingly).
+fn hsts(max_age_secs: u64) -> Option<HeaderValue> {
+    (max_age_secs > 0)
+        .then(|| format!("max-age={max_age_secs}; includeSubDomains"))
+        .and_then(|value| HeaderValue::try_from(value).ok())
 }

@@ -7,6 +7,7 @@ mod helpers;
 mod cli;
 mod errors;
 mod health;
+mod hsts;
 mod jwks;
 mod login;
 mod me;
