@@ -74,6 +74,7 @@ pub struct HttpSettings {
     pub allowed_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
     pub max_body_bytes: usize,
+    pub shutdown_grace_secs: u64,
     pub hsts_max_age_secs: u64,
 }
 

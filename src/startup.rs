@@ -1,12 +1,14 @@
 //! Building and running the service: database, master key, signing keys,
-//! state, router, listener, background maintenance, graceful shutdown.
+//! state, router, listener, background maintenance, and a graceful shutdown
+//! bounded by `http.shutdown_grace_secs`.
 use axum::Router;
 use sqlx::PgPool;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -24,6 +26,11 @@ pub struct Application {
     router: Router,
     state: AppState,
 }
+
+/// Bound on closing the database pool once the listener is done: closing
+/// waits for checked-out connections, which requests cut off by the grace
+/// period may still hold.
+const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Application {
     /// The production path: connect (creating the database where allowed),
@@ -63,19 +70,30 @@ impl Application {
         &self.state
     }
 
+    /// Serves until `shutdown` resolves, then stops accepting, gives
+    /// in-flight requests `http.shutdown_grace_secs` to finish, and closes
+    /// the database pool.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintain(self.state.clone()));
+        let (stop, stopping) = watch::channel(false);
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let server = axum::serve(self.listener, service)
+            .with_graceful_shutdown(stopped(stopping))
+            .into_future();
+        let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
+        let result = drain(server, shutdown, stop, grace).await;
         maintenance.abort();
-        self.state.db.close().await;
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.state.db.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database pool did not close in time; exiting anyway");
+        }
         result
     }
 }
@@ -143,6 +161,39 @@ async fn maintain(state: AppState) {
             tracing::warn!(error = %e, "throttle purge failed");
         }
         state.rate_limiters.shrink();
+    }
+}
+
+/// Resolves once `stop` says so (or its sender is gone).
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// Runs `servers` until `shutdown`, then tells them to stop (via `stop`)
+/// and waits at most `grace` for their in-flight requests. Requests still
+/// running after it are abandoned: the process is about to exit.
+async fn drain(
+    servers: impl Future<Output = std::io::Result<()>>,
+    shutdown: impl Future<Output = ()>,
+    stop: watch::Sender<bool>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    tokio::pin!(servers);
+    tokio::select! {
+        // Serving ends by itself only on an error.
+        result = &mut servers => return result,
+        () = shutdown => {}
+    }
+    let _ = stop.send(true);
+    match tokio::time::timeout(grace, servers).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight requests did not finish within the grace period; stopping anyway"
+            );
+            Ok(())
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
+use tokio::task::JoinHandle;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const REFRESH_COOKIE: &str = "__Secure-authd_refresh";
@@ -73,6 +74,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_until(configure, std::future::pending()).await.0
+}
+
+/// Like `spawn_with`, but the app serves until `shutdown` resolves; the
+/// handle yields what `run_until_stopped` returned.
+pub async fn spawn_until(
+    configure: impl FnOnce(&mut Settings),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (TestApp, JoinHandle<std::io::Result<()>>) {
     let mut settings = test_settings();
     configure(&mut settings);
     let (db_name, pool) = create_database().await;
@@ -84,15 +94,16 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("build app");
     let addr = app.local_addr().unwrap();
     let state = app.state().clone();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp {
+    let server = tokio::spawn(app.run_until_stopped(shutdown));
+    let app = TestApp {
         addr,
         client: client_from("127.0.0.1"),
         state,
         clock,
         db: pool,
         db_name,
-    }
+    };
+    (app, server)
 }
 
 /// A client whose connections come from `source` (any 127.0.0.0/8 address

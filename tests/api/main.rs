@@ -15,4 +15,5 @@ mod openapi;
 mod overload;
 mod rate_limit;
 mod refresh;
+mod shutdown;
 mod signup;
