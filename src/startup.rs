@@ -1,6 +1,6 @@
 //! Building and running the service: database, master key, signing keys,
-//! state, router, listener, background maintenance, and a graceful shutdown
-//! bounded by `http.shutdown_grace_secs`.
+//! state, routers, listeners (public API and admin), background maintenance,
+//! and a graceful shutdown bounded by `http.shutdown_grace_secs`.
 use axum::Router;
 use sqlx::PgPool;
 use std::future::{Future, IntoFuture};
@@ -18,16 +18,18 @@ use crate::domain::passwords::Passwords;
 use crate::domain::throttle;
 use crate::http;
 use crate::http::rate_limit::RateLimiters;
+use crate::metrics::Metrics;
 use crate::state::{App, AppState};
 use crate::storage::{db, sessions as session_store, throttle as throttle_store};
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    admin_listener: TcpListener,
     state: AppState,
 }
 
-/// Bound on closing the database pool once the listener is done: closing
+/// Bound on closing the database pool once the listeners are done: closing
 /// waits for checked-out connections, which requests cut off by the grace
 /// period may still hold.
 const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,10 +56,12 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let state = build_state(settings, pool, master, clock).await?;
         let listener = TcpListener::bind(state.settings.http.addr).await?;
+        let admin_listener = TcpListener::bind(state.settings.http.admin_addr).await?;
         let router = http::router(state.clone());
         Ok(Self {
             listener,
             router,
+            admin_listener,
             state,
         })
     }
@@ -66,27 +70,38 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Where `/metrics` is served.
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin_listener.local_addr()
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, gives
-    /// in-flight requests `http.shutdown_grace_secs` to finish, and closes
-    /// the database pool.
+    /// Serves both listeners until `shutdown` resolves, then stops accepting
+    /// on both, gives in-flight requests `http.shutdown_grace_secs` to
+    /// finish, and closes the database pool.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintain(self.state.clone()));
         let (stop, stopping) = watch::channel(false);
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service)
-            .with_graceful_shutdown(stopped(stopping))
-            .into_future();
+        let public = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stopping.clone()));
+        let admin = axum::serve(self.admin_listener, http::admin::router(self.state.clone()))
+            .with_graceful_shutdown(stopped(stopping));
+        let servers = async {
+            let (public, admin) = tokio::join!(public.into_future(), admin.into_future());
+            public.and(admin)
+        };
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
-        let result = drain(server, shutdown, stop, grace).await;
+        let result = drain(servers, shutdown, stop, grace).await;
         maintenance.abort();
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.state.db.close())
             .await
@@ -116,9 +131,12 @@ pub async fn build_state(
     check_default_roles(&pool, &settings.auth.default_roles).await?;
     let key_store = KeyStore::load(&pool, sealing, clock.now()).await?;
     let password_settings = settings.password.clone();
+    let metrics = Metrics::new()?;
+    let pool_metrics = metrics.hashing_pool();
     let passwords =
-        tokio::task::spawn_blocking(move || Passwords::new(&password_settings)).await??;
-    let rate_limiters = RateLimiters::new(&settings.rate_limit)?;
+        tokio::task::spawn_blocking(move || Passwords::new(&password_settings, pool_metrics))
+            .await??;
+    let rate_limiters = RateLimiters::new(&settings.rate_limit, &metrics)?;
     Ok(AppState(Arc::new(App {
         throttle_key: master.derive(throttle::SUBJECT_LABEL),
         settings,
@@ -127,6 +145,7 @@ pub async fn build_state(
         keys: key_store,
         passwords,
         rate_limiters,
+        metrics,
     })))
 }
 

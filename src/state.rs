@@ -9,6 +9,7 @@ use crate::crypto::DataKey;
 use crate::domain::keys::KeyStore;
 use crate::domain::passwords::Passwords;
 use crate::http::rate_limit::RateLimiters;
+use crate::metrics::Metrics;
 
 pub struct App {
     pub settings: Settings,
@@ -18,6 +19,7 @@ pub struct App {
     pub passwords: Passwords,
     pub throttle_key: DataKey,
     pub rate_limiters: RateLimiters,
+    pub metrics: Metrics,
 }
 
 #[derive(Clone)]

@@ -170,6 +170,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued> {
             if !within_leeway || spent.leeway_used {
                 if store::revoke(&mut *tx, spent.session_id, "refresh_token_reuse", now).await? {
                     tracing::warn!(session_id = %spent.session_id, "refresh token reuse detected; session revoked");
+                    state.metrics.refresh_reuse_detected();
                 }
                 tx.commit().await?;
                 return Err(Error::InvalidRefreshToken);

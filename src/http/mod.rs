@@ -1,10 +1,12 @@
 //! HTTP: the router, its middleware stack, extractors and handlers. Handlers
 //! only parse, call `domain`, and shape the response.
+pub mod admin;
 pub mod client_ip;
 pub mod cookies;
 pub mod extract;
 pub mod origin;
 pub mod rate_limit;
+pub mod request_metrics;
 pub mod routes;
 
 use axum::Router;
@@ -126,6 +128,10 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
             hsts(state.settings.http.hsts_max_age_secs),
         ))
         .layer(crate::telemetry::http_trace_layer())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_metrics::record,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(axum::middleware::from_fn(

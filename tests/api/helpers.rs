@@ -22,6 +22,8 @@ pub const REFRESH_COOKIE: &str = "__Secure-authd_refresh";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin listener (`/metrics`).
+    pub admin_addr: SocketAddr,
     pub client: Client,
     pub state: AppState,
     pub clock: Arc<OffsetClock>,
@@ -44,6 +46,7 @@ pub fn test_settings() -> Settings {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut settings = Settings::load(Profile::Test, &dir).expect("test settings");
     settings.http.addr = "127.0.0.1:0".parse().unwrap();
+    settings.http.admin_addr = "127.0.0.1:0".parse().unwrap();
     settings.http.allowed_origins = vec!["https://app.example.com".into()];
     settings
 }
@@ -93,10 +96,12 @@ pub async fn spawn_until(
         .await
         .expect("build app");
     let addr = app.local_addr().unwrap();
+    let admin_addr = app.admin_addr().unwrap();
     let state = app.state().clone();
     let server = tokio::spawn(app.run_until_stopped(shutdown));
     let app = TestApp {
         addr,
+        admin_addr,
         client: client_from("127.0.0.1"),
         state,
         clock,

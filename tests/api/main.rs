@@ -11,6 +11,7 @@ mod hsts;
 mod jwks;
 mod login;
 mod me;
+mod metrics;
 mod openapi;
 mod overload;
 mod rate_limit;

@@ -1,4 +1,4 @@
-//! Graceful shutdown: stop accepting, let in-flight
+//! Graceful shutdown: stop accepting on both listeners, let in-flight
 //! requests finish within `http.shutdown_grace_secs`, close the pool.
 //!
 //! The in-flight request is held open by sending its body in two parts, so
@@ -62,6 +62,7 @@ async fn in_flight_requests_finish_while_new_connections_are_refused() {
 
     stop.send(()).unwrap();
     wait_until_refused(app.addr).await;
+    wait_until_refused(app.admin_addr).await;
     assert!(!server.is_finished(), "shutdown must wait for the login");
 
     stream.write_all(&rest).await.unwrap();
