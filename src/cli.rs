@@ -173,7 +173,12 @@ async fn rotate_master(
 async fn serve(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     let profile = settings.profile;
     let app = Application::build(settings, clock).await?;
-    tracing::info!(addr = %app.local_addr()?, profile = profile.name(), "authd listening");
+    tracing::info!(
+        addr = %app.local_addr()?,
+        admin_addr = %app.admin_addr()?,
+        profile = profile.name(),
+        "authd listening"
+    );
     app.run_until_stopped(startup::shutdown_signal()).await?;
     Ok(())
 }

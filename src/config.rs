@@ -77,6 +77,9 @@ pub struct HttpSettings {
     pub allowed_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
     pub max_body_bytes: usize,
+    pub admin_addr: SocketAddr,
+    pub shutdown_grace_secs: u64,
+    pub hsts_max_age_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -270,6 +273,12 @@ impl Settings {
         anyhow::ensure!(
             self.idempotency.ttl_secs > 0,
             "idempotency.ttl_secs must be positive"
+        );
+        let h = &self.http;
+        // Port 0 (tests) picks a free port for each listener separately.
+        anyhow::ensure!(
+            h.addr.port() == 0 || h.admin_addr != h.addr,
+            "http.admin_addr must differ from http.addr"
         );
         for (name, limit) in [
             ("signup", self.rate_limit.signup),

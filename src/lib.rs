@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod secret_files;
 pub mod startup;
 pub mod state;

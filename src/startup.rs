@@ -1,12 +1,14 @@
 //! Building and running the service: database, master key, signing keys,
-//! state, router, listener, background maintenance, graceful shutdown.
+//! state, routers, listeners (public API and admin), background maintenance,
+//! and a graceful shutdown bounded by `http.shutdown_grace_secs`.
 use axum::Router;
 use sqlx::PgPool;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -17,6 +19,7 @@ use crate::domain::passwords::Passwords;
 use crate::domain::throttle;
 use crate::http;
 use crate::http::rate_limit::RateLimiters;
+use crate::metrics::Metrics;
 use crate::state::{App, AppState};
 use crate::storage::{
     db, idempotency as idempotency_store, sessions as session_store, throttle as throttle_store,
@@ -25,8 +28,14 @@ use crate::storage::{
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    admin_listener: TcpListener,
     state: AppState,
 }
+
+/// Bound on closing the database pool once the listeners are done: closing
+/// waits for checked-out connections, which requests cut off by the grace
+/// period may still hold.
+const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Application {
     /// The production path: connect (creating the database where allowed),
@@ -50,10 +59,12 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let state = build_state(settings, pool, master, clock).await?;
         let listener = TcpListener::bind(state.settings.http.addr).await?;
+        let admin_listener = TcpListener::bind(state.settings.http.admin_addr).await?;
         let router = http::router(state.clone());
         Ok(Self {
             listener,
             router,
+            admin_listener,
             state,
         })
     }
@@ -62,23 +73,45 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Where `/metrics` is served.
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin_listener.local_addr()
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
+    /// Serves both listeners until `shutdown` resolves, then stops accepting
+    /// on both, gives in-flight requests `http.shutdown_grace_secs` to
+    /// finish, and closes the database pool.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintain(self.state.clone()));
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let (stop, stopping) = watch::channel(false);
+        let public = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stopping.clone()));
+        let admin = axum::serve(self.admin_listener, http::admin::router(self.state.clone()))
+            .with_graceful_shutdown(stopped(stopping));
+        let servers = async {
+            let (public, admin) = tokio::join!(public.into_future(), admin.into_future());
+            public.and(admin)
+        };
+        let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
+        let result = drain(servers, shutdown, stop, grace).await;
         maintenance.abort();
-        self.state.db.close().await;
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.state.db.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database pool did not close in time; exiting anyway");
+        }
         result
     }
 }
@@ -101,9 +134,12 @@ pub async fn build_state(
     check_default_roles(&pool, &settings.auth.default_roles).await?;
     let key_store = KeyStore::load(&pool, sealing, clock.now()).await?;
     let password_settings = settings.password.clone();
+    let metrics = Metrics::new()?;
+    let pool_metrics = metrics.hashing_pool();
     let passwords =
-        tokio::task::spawn_blocking(move || Passwords::new(&password_settings)).await??;
-    let rate_limiters = RateLimiters::new(&settings.rate_limit)?;
+        tokio::task::spawn_blocking(move || Passwords::new(&password_settings, pool_metrics))
+            .await??;
+    let rate_limiters = RateLimiters::new(&settings.rate_limit, &metrics)?;
     let audit = AuditLog::load_or_create(&pool, master, clock.now()).await?;
     Ok(AppState(Arc::new(App {
         throttle_key: master.derive(throttle::SUBJECT_LABEL),
@@ -115,6 +151,7 @@ pub async fn build_state(
         passwords,
         rate_limiters,
         audit,
+        metrics,
     })))
 }
 
@@ -153,6 +190,39 @@ async fn maintain(state: AppState) {
             tracing::warn!(error = %e, "idempotency key purge failed");
         }
         state.rate_limiters.shrink();
+    }
+}
+
+/// Resolves once `stop` says so (or its sender is gone).
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// Runs `servers` until `shutdown`, then tells them to stop (via `stop`)
+/// and waits at most `grace` for their in-flight requests. Requests still
+/// running after it are abandoned: the process is about to exit.
+async fn drain(
+    servers: impl Future<Output = std::io::Result<()>>,
+    shutdown: impl Future<Output = ()>,
+    stop: watch::Sender<bool>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    tokio::pin!(servers);
+    tokio::select! {
+        // Serving ends by itself only on an error.
+        result = &mut servers => return result,
+        () = shutdown => {}
+    }
+    let _ = stop.send(true);
+    match tokio::time::timeout(grace, servers).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight requests did not finish within the grace period; stopping anyway"
+            );
+            Ok(())
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use crate::domain::audit::AuditLog;
 use crate::domain::keys::KeyStore;
 use crate::domain::passwords::Passwords;
 use crate::http::rate_limit::RateLimiters;
+use crate::metrics::Metrics;
 
 pub struct App {
     pub settings: Settings,
@@ -22,6 +23,7 @@ pub struct App {
     pub idempotency_key: DataKey,
     pub rate_limiters: RateLimiters,
     pub audit: AuditLog,
+    pub metrics: Metrics,
 }
 
 #[derive(Clone)]

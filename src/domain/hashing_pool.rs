@@ -3,7 +3,8 @@
 //! threads take jobs from a bounded queue; when the queue is full, or a job
 //! waited too long, the caller gets `Error::Overloaded` (503 + Retry-After)
 //! at once instead of unbounded latency. Memory stays bounded too: at most
-//! `threads` Argon2 instances exist at any moment.
+//! `threads` Argon2 instances exist at any moment. Queue waits and refusals
+//! are counted in `HashingPoolMetrics`.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
+use crate::metrics::HashingPoolMetrics;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -18,11 +20,17 @@ pub struct HashingPool {
     sender: SyncSender<(Instant, Job)>,
     queued: Arc<AtomicUsize>,
     max_wait: Duration,
+    metrics: HashingPoolMetrics,
 }
 
 impl HashingPool {
     /// `threads == 0` means one per available core.
-    pub fn new(threads: usize, queue: usize, max_wait: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        threads: usize,
+        queue: usize,
+        max_wait: Duration,
+        metrics: HashingPoolMetrics,
+    ) -> anyhow::Result<Self> {
         let threads = match threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
@@ -41,6 +49,7 @@ impl HashingPool {
             sender,
             queued,
             max_wait,
+            metrics,
         })
     }
 
@@ -65,15 +74,28 @@ impl HashingPool {
             }
         });
         let enqueued = Instant::now();
+        let (wait, expired) = (
+            self.metrics.wait.clone(),
+            self.metrics.waited_too_long.clone(),
+        );
         let wrapped: Job = Box::new(move || {
-            if enqueued.elapsed() <= max_wait {
+            let waited = enqueued.elapsed();
+            wait.observe(waited.as_secs_f64());
+            if waited <= max_wait {
                 job();
+            } else {
+                expired.inc();
             }
         });
         self.queued.fetch_add(1, Ordering::Relaxed);
         match self.sender.try_send((enqueued, wrapped)) {
             Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            Err(error) => {
+                // Disconnected would mean every worker is gone, which the
+                // workers' endless loop rules out; only Full is counted.
+                if matches!(error, TrySendError::Full(_)) {
+                    self.metrics.queue_full.inc();
+                }
                 self.queued.fetch_sub(1, Ordering::Relaxed);
                 return Err(Error::Overloaded);
             }
@@ -96,9 +118,17 @@ fn worker(receiver: &Mutex<Receiver<(Instant, Job)>>, queued: &AtomicUsize) {
 mod tests {
     use super::*;
 
+    fn metrics() -> HashingPoolMetrics {
+        let Ok(metrics) = HashingPoolMetrics::new() else {
+            panic!("metrics")
+        };
+        metrics
+    }
+
     #[tokio::test]
     async fn runs_work_off_the_executor() {
-        let pool = HashingPool::new(1, 4, Duration::from_secs(5)).map_err(|e| e.to_string());
+        let pool =
+            HashingPool::new(1, 4, Duration::from_secs(5), metrics()).map_err(|e| e.to_string());
         let Ok(pool) = pool else { panic!("pool") };
         let name = pool
             .run(|| std::thread::current().name().map(str::to_owned))
@@ -109,7 +139,8 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_work_beyond_the_queue_bound() {
-        let Ok(pool) = HashingPool::new(1, 1, Duration::from_secs(5)) else {
+        let counted = metrics();
+        let Ok(pool) = HashingPool::new(1, 1, Duration::from_secs(5), counted.clone()) else {
             panic!("pool")
         };
         let pool = Arc::new(pool);
@@ -130,6 +161,7 @@ mod tests {
         }
         let third = pool.run(|| ()).await;
         assert!(matches!(third, Err(Error::Overloaded)));
+        assert_eq!(counted.queue_full.get(), 1);
         for _ in 0..2 {
             let _ = release_tx.send(());
         }
@@ -140,7 +172,8 @@ mod tests {
 
     #[tokio::test]
     async fn drops_jobs_that_waited_too_long() {
-        let Ok(pool) = HashingPool::new(1, 4, Duration::from_millis(20)) else {
+        let counted = metrics();
+        let Ok(pool) = HashingPool::new(1, 4, Duration::from_millis(20), counted.clone()) else {
             panic!("pool")
         };
         let pool = Arc::new(pool);
@@ -155,5 +188,8 @@ mod tests {
         let late = pool.run(|| ()).await;
         assert!(matches!(late, Err(Error::Overloaded)));
         assert!(matches!(slow.await, Ok(Ok(()))));
+        assert_eq!(counted.waited_too_long.get(), 1);
+        assert_eq!(counted.queue_full.get(), 0);
+        assert_eq!(counted.wait.get_sample_count(), 2);
     }
 }

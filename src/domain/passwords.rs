@@ -10,6 +10,7 @@ use crate::config::PasswordSettings;
 use crate::crypto::random;
 use crate::domain::hashing_pool::HashingPool;
 use crate::error::Result;
+use crate::metrics::HashingPoolMetrics;
 
 pub struct Passwords {
     pool: HashingPool,
@@ -28,7 +29,7 @@ pub enum Verified {
 }
 
 impl Passwords {
-    pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: &PasswordSettings, metrics: HashingPoolMetrics) -> anyhow::Result<Self> {
         let params = Params::new(
             settings.argon2_memory_kib,
             settings.argon2_iterations,
@@ -40,6 +41,7 @@ impl Passwords {
             settings.pool_threads,
             settings.pool_queue,
             Duration::from_millis(settings.pool_max_wait_ms),
+            metrics,
         )?;
         let dummy = SecretString::from(format!("{:x?}", random::bytes::<16>()?));
         let dummy_hash = hash_blocking(&params, &dummy)?;

@@ -247,6 +247,7 @@ async fn rotate_spent(
             store::revoke(&mut *tx, spent.session_id, "refresh_token_reuse", now).await?
         {
             tracing::warn!(session_id = %spent.session_id, "refresh token reuse detected; session revoked");
+            state.metrics.refresh_reuse_detected();
             let details = json!({ "session_id": spent.session_id });
             let event = Event {
                 kind: Kind::RefreshTokenReuseDetected,

@@ -1,11 +1,13 @@
 //! HTTP: the router, its middleware stack, extractors and handlers. Handlers
 //! only parse, call `domain`, and shape the response.
+pub mod admin;
 pub mod client_ip;
 pub mod cookies;
 pub mod extract;
 pub mod idempotency;
 pub mod origin;
 pub mod rate_limit;
+pub mod request_metrics;
 pub mod routes;
 
 use axum::Router;
@@ -131,7 +133,15 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            hsts(state.settings.http.hsts_max_age_secs),
+        ))
         .layer(crate::telemetry::http_trace_layer())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_metrics::record,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(axum::middleware::from_fn(
@@ -139,4 +149,13 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
         ))
         .with_state(state);
     (router, table)
+}
+
+/// `Strict-Transport-Security`, or none when `max_age_secs` is 0 (off by
+/// default: the header pins browsers to HTTPS for every subdomain, which an
+/// operator has to opt into knowingly).
+fn hsts(max_age_secs: u64) -> Option<HeaderValue> {
+    (max_age_secs > 0)
+        .then(|| format!("max-age={max_age_secs}; includeSubDomains"))
+        .and_then(|value| HeaderValue::try_from(value).ok())
 }

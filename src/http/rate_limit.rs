@@ -1,10 +1,12 @@
 //! Per-client-IP request limits (tower-governor), one bucket per route group.
 //! The key is the `ClientIp` resolved by `client_ip::resolve`, never a raw
-//! header. Refusals use our error format: 429 `rate_limited` + Retry-After.
+//! header. Refusals use our error format: 429 `rate_limited` + Retry-After,
+//! and are counted in `authd_rate_limited_total{group}`.
 use axum::body::Body;
 use axum::http::Request;
 use axum::response::IntoResponse;
 use governor::middleware::NoOpMiddleware;
+use prometheus::IntCounter;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use tower_governor::key_extractor::KeyExtractor;
 use crate::config::{RateLimit, RateLimitSettings};
 use crate::error::Error;
 use crate::http::client_ip::ClientIp;
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIpKey;
@@ -33,33 +36,43 @@ impl KeyExtractor for ClientIpKey {
 
 type Config = GovernorConfig<ClientIpKey, NoOpMiddleware>;
 
-pub struct Limiter(Arc<Config>);
+pub struct Limiter {
+    config: Arc<Config>,
+    refused: IntCounter,
+}
 
 impl Limiter {
-    fn new(limit: RateLimit) -> anyhow::Result<Self> {
+    fn new(limit: RateLimit, refused: IntCounter) -> anyhow::Result<Self> {
         let config = GovernorConfigBuilder::default()
             .period(Duration::from_millis(limit.replenish_ms))
             .burst_size(limit.burst)
             .key_extractor(ClientIpKey)
             .finish()
             .ok_or_else(|| anyhow::anyhow!("rate limit burst and period must be positive"))?;
-        Ok(Self(Arc::new(config)))
+        Ok(Self {
+            config: Arc::new(config),
+            refused,
+        })
     }
 
     pub fn layer(&self) -> GovernorLayer<ClientIpKey, NoOpMiddleware, Body> {
-        GovernorLayer::new(Arc::clone(&self.0)).error_handler(|error| match error {
-            GovernorError::TooManyRequests { wait_time, .. } => Error::RateLimited {
-                retry_after_secs: wait_time,
+        let refused = self.refused.clone();
+        GovernorLayer::new(Arc::clone(&self.config)).error_handler(move |error| match error {
+            GovernorError::TooManyRequests { wait_time, .. } => {
+                refused.inc();
+                Error::RateLimited {
+                    retry_after_secs: wait_time,
+                }
+                .into_response()
             }
-            .into_response(),
             other => Error::Internal(anyhow::anyhow!("rate limiter: {other}")).into_response(),
         })
     }
 
     /// Forgets clients whose buckets are full again, bounding memory.
     pub fn shrink(&self) {
-        self.0.limiter().retain_recent();
-        self.0.limiter().shrink_to_fit();
+        self.config.limiter().retain_recent();
+        self.config.limiter().shrink_to_fit();
     }
 }
 
@@ -70,11 +83,11 @@ pub struct RateLimiters {
 }
 
 impl RateLimiters {
-    pub fn new(settings: &RateLimitSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: &RateLimitSettings, metrics: &Metrics) -> anyhow::Result<Self> {
         Ok(Self {
-            signup: Limiter::new(settings.signup)?,
-            login: Limiter::new(settings.login)?,
-            refresh: Limiter::new(settings.refresh)?,
+            signup: Limiter::new(settings.signup, metrics.rate_limited("signup")?)?,
+            login: Limiter::new(settings.login, metrics.rate_limited("login")?)?,
+            refresh: Limiter::new(settings.refresh, metrics.rate_limited("refresh")?)?,
         })
     }
 

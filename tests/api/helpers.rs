@@ -15,12 +15,15 @@ use sqlx::{Connection, PgConnection, PgPool};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
+use tokio::task::JoinHandle;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const REFRESH_COOKIE: &str = "__Secure-authd_refresh";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin listener (`/metrics`).
+    pub admin_addr: SocketAddr,
     pub client: Client,
     pub state: AppState,
     pub clock: Arc<OffsetClock>,
@@ -43,6 +46,7 @@ pub fn test_settings() -> Settings {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut settings = Settings::load(Profile::Test, &dir).expect("test settings");
     settings.http.addr = "127.0.0.1:0".parse().unwrap();
+    settings.http.admin_addr = "127.0.0.1:0".parse().unwrap();
     settings.http.allowed_origins = vec!["https://app.example.com".into()];
     settings
 }
@@ -73,6 +77,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_until(configure, std::future::pending()).await.0
+}
+
+/// Like `spawn_with`, but the app serves until `shutdown` resolves; the
+/// handle yields what `run_until_stopped` returned.
+pub async fn spawn_until(
+    configure: impl FnOnce(&mut Settings),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (TestApp, JoinHandle<std::io::Result<()>>) {
     let mut settings = test_settings();
     configure(&mut settings);
     let (db_name, pool) = create_database().await;
@@ -83,16 +96,19 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("build app");
     let addr = app.local_addr().unwrap();
+    let admin_addr = app.admin_addr().unwrap();
     let state = app.state().clone();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp {
+    let server = tokio::spawn(app.run_until_stopped(shutdown));
+    let app = TestApp {
         addr,
+        admin_addr,
         client: client_from("127.0.0.1"),
         state,
         clock,
         db: pool,
         db_name,
-    }
+    };
+    (app, server)
 }
 
 /// A client whose connections come from `source` (any 127.0.0.0/8 address

@@ -1,4 +1,6 @@
-//! /v1/auth/*: sign-up, login, refresh, logout.
+//! /v1/auth/*: sign-up, login, refresh, logout. Login and refresh count
+//! their outcome (`authd_logins_total`, `authd_refreshes_total`) here, where
+//! every way a request can end is in view, including malformed bodies.
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -8,10 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::domain::accounts;
+use crate::domain::audit::Context;
 use crate::domain::sessions::{self, ClientType, Issued};
 use crate::error::{Error, Result};
 use crate::http::cookies;
 use crate::http::extract::{AppJson, Caller, Channel, RefreshCredential};
+use crate::metrics::{LoginOutcome, RefreshOutcome};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -50,25 +54,67 @@ pub struct LoginRequest {
 pub async fn login(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    AppJson(body): AppJson<LoginRequest>,
+    body: Result<AppJson<LoginRequest>>,
 ) -> Result<Response> {
+    let result = match body {
+        Ok(AppJson(body)) => attempt_login(&state, &ctx, body).await,
+        Err(error) => Err(error),
+    };
+    state.metrics.login(login_outcome(&result));
+    result
+}
+
+async fn attempt_login(state: &AppState, ctx: &Context, body: LoginRequest) -> Result<Response> {
     let (client_type, channel) = match body.client_type {
         ClientTypeField::Web => (ClientType::Web, Channel::Cookie),
         ClientTypeField::Native => (ClientType::Native, Channel::Body),
     };
     let password = body.password.expose_secret();
-    let issued = sessions::login(&state, &ctx, &body.email, password, client_type).await?;
+    let issued = sessions::login(state, ctx, &body.email, password, client_type).await?;
     Ok(token_response(issued, channel))
+}
+
+fn login_outcome<T>(result: &Result<T>) -> LoginOutcome {
+    match result {
+        Ok(_) => LoginOutcome::Success,
+        Err(Error::InvalidCredentials) => LoginOutcome::InvalidCredentials,
+        Err(Error::EmailNotVerified) => LoginOutcome::EmailNotVerified,
+        Err(Error::RateLimited { .. }) => LoginOutcome::Throttled,
+        Err(Error::Overloaded) => LoginOutcome::Overloaded,
+        Err(e) if e.status().is_server_error() => LoginOutcome::Error,
+        Err(_) => LoginOutcome::InvalidRequest,
+    }
 }
 
 pub async fn refresh(
     State(state): State<AppState>,
     Caller(ctx): Caller,
+    credential: Result<RefreshCredential>,
+) -> Result<Response> {
+    let result = match credential {
+        Ok(credential) => rotate(&state, &ctx, credential).await,
+        Err(error) => Err(error),
+    };
+    state.metrics.refresh(refresh_outcome(&result));
+    result
+}
+
+async fn rotate(
+    state: &AppState,
+    ctx: &Context,
     credential: RefreshCredential,
 ) -> Result<Response> {
     let token = credential.token.ok_or(Error::InvalidRefreshToken)?;
-    let issued = sessions::refresh(&state, &ctx, token.expose_secret()).await?;
+    let issued = sessions::refresh(state, ctx, token.expose_secret()).await?;
     Ok(token_response(issued, credential.channel))
+}
+
+fn refresh_outcome<T>(result: &Result<T>) -> RefreshOutcome {
+    match result {
+        Ok(_) => RefreshOutcome::Success,
+        Err(e) if e.status().is_server_error() => RefreshOutcome::Error,
+        Err(_) => RefreshOutcome::Invalid,
+    }
 }
 
 pub async fn logout(
