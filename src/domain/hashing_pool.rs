@@ -5,6 +5,11 @@
 //! at once instead of unbounded latency. Memory stays bounded too: at most
 //! `threads` Argon2 instances exist at any moment. Queue waits and refusals
 //! are counted in `HashingPoolMetrics`.
+//!
+//! The threads run below normal CPU priority (nice about 10): they take every
+//! idle cycle, so a login storm still hashes at the speed of all cores, but
+//! refresh, /v1/me and JWKS requests, which never hash, are scheduled first
+//! and keep their latency while logins saturate the CPU.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -43,7 +48,10 @@ impl HashingPool {
             let queued = Arc::clone(&queued);
             std::thread::Builder::new()
                 .name(format!("argon2-{index}"))
-                .spawn(move || worker(&receiver, &queued))?;
+                .spawn(move || {
+                    lower_priority();
+                    worker(&receiver, &queued)
+                })?;
         }
         Ok(Self {
             sender,
@@ -105,6 +113,21 @@ impl HashingPool {
     }
 }
 
+/// Crossplatform priority 25 of 0..99 maps to niceness 9 on Linux.
+const HASHING_PRIORITY: u8 = 25;
+
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+    let lowered = ThreadPriorityValue::try_from(HASHING_PRIORITY)
+        .map_err(|e| e.to_string())
+        .and_then(|v| {
+            set_current_thread_priority(ThreadPriority::Crossplatform(v)).map_err(|e| e.to_string())
+        });
+    if let Err(error) = lowered {
+        tracing::warn!(%error, "could not lower the hashing threads' priority");
+    }
+}
+
 fn worker(receiver: &Mutex<Receiver<(Instant, Job)>>, queued: &AtomicUsize) {
     loop {
         let next = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
@@ -135,6 +158,25 @@ mod tests {
             .await
             .map_err(|e| e.code());
         assert_eq!(name, Ok(Some("argon2-0".to_owned())));
+    }
+
+    /// The calling thread's nice value, from /proc (Linux).
+    fn own_nice() -> Option<i32> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+        let after_comm = stat.rsplit_once(')')?.1;
+        after_comm.split_whitespace().nth(16)?.parse().ok()
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_run_below_normal_priority() {
+        let Ok(pool) = HashingPool::new(1, 4, Duration::from_secs(5), metrics()) else {
+            panic!("pool")
+        };
+        let worker = pool.run(own_nice).await.map_err(|e| e.code());
+        assert!(
+            matches!(worker, Ok(Some(nice)) if (5..=15).contains(&nice)),
+            "{worker:?}"
+        );
     }
 
     #[tokio::test]
