@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::PasswordSettings;
 use crate::crypto::random;
-use crate::domain::hashing_pool::HashingPool;
+use crate::domain::hashing_pool::{HashingPool, Slot};
 use crate::error::Result;
 use crate::metrics::HashingPoolMetrics;
 
@@ -66,15 +66,26 @@ impl Passwords {
             .await??)
     }
 
+    /// Reserves a place in the hashing pool for a later `verify`; refuses at
+    /// once when the pool is full.
+    pub fn reserve(&self) -> Result<Slot> {
+        self.pool.reserve()
+    }
+
     /// Verifies against `stored`, or against the dummy hash when there is no
     /// account, so both cases do the same work.
-    pub async fn verify(&self, password: SecretString, stored: Option<String>) -> Result<Verified> {
+    pub async fn verify(
+        &self,
+        slot: Slot,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<Verified> {
         let params = self.params.clone();
         let real = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let verified = self
             .pool
-            .run(move || verify_blocking(&params, &password, &stored))
+            .run_in(slot, move || verify_blocking(&params, &password, &stored))
             .await??;
         Ok(if real { verified } else { Verified::No })
     }

@@ -66,6 +66,8 @@ pub async fn login(
     let ip = ctx
         .ip
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("login without a client IP")))?;
+    // First, before any database work: under overload, refusing must be cheap.
+    let slot = state.passwords.reserve()?;
     let attempt = LoginAttempt::new(&state.throttle_key, &email, ip);
     let user = users::find_for_login(&state.db, email.key()).await?;
     let user_id = user.as_ref().map(|u| u.id);
@@ -83,7 +85,7 @@ pub async fn login(
 
     let password = SecretString::from(password_policy::normalize(password));
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = state.passwords.verify(password, stored).await?;
+    let verified = state.passwords.verify(slot, password, stored).await?;
     let now = state.clock.now();
     let (user, rehash) = match (user, verified) {
         (Some(user), Verified::Yes { rehash }) if !user.disabled => (user, rehash),

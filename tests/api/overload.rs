@@ -39,4 +39,12 @@ async fn logins_beyond_the_pool_queue_get_503_with_retry_after() {
         }
     }
     assert!(ok >= 1 && shed >= 1, "ok={ok} shed={shed}");
+    // Refused before any work: no audit event, no throttle counter, no
+    // session for the shed requests.
+    let logins = app
+        .count("SELECT count(*) FROM audit_events WHERE event_type LIKE 'login%'")
+        .await;
+    assert_eq!(logins, ok);
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, ok);
+    assert_eq!(app.count("SELECT count(*) FROM login_throttle").await, 0);
 }
