@@ -184,9 +184,8 @@ async fn refresh_loop(
         idle_expires_at: now + time::Duration::days(30),
         absolute_expires_at: now + time::Duration::days(90),
     };
-    store::insert(&state.db, &session).await?;
     let mut token = PlainToken::generate()?;
-    store::insert_token(&state.db, &token.hash(), session.id, None, now).await?;
+    store::open(&state.db, &session, &token.hash()).await?;
     let ctx = Context::default();
     while Instant::now() < deadline {
         let (_, child) = sessions::rotate(state, &ctx, &token, OffsetDateTime::now_utc())

@@ -134,13 +134,14 @@ impl AuditLog {
         event: Event,
     ) -> Result<i64> {
         store::lock_chain(&mut *conn).await?;
-        let (seq, prev_hash) = match store::head(&mut *conn).await? {
+        let (head, occurred_at) = store::head_and_now(&mut *conn).await?;
+        let (seq, prev_hash) = match head {
             Some((seq, hash)) => (seq + 1, hash),
             None => (1, GENESIS.to_vec()),
         };
         let mut stored = StoredEvent {
             seq,
-            occurred_at: store::database_now(&mut *conn).await?,
+            occurred_at,
             event_type: event.kind.as_str().to_owned(),
             actor_user_id: event.actor,
             subject_user_id: event.subject,

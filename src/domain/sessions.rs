@@ -68,7 +68,7 @@ pub async fn login(
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("login without a client IP")))?;
     // First, before any database work: under overload, refusing must be cheap.
     let slot = state.passwords.reserve()?;
-    let attempt = LoginAttempt::new(&state.throttle_key, &email, ip);
+    let mut attempt = LoginAttempt::new(&state.throttle_key, &email, ip);
     let user = users::find_for_login(&state.db, email.key()).await?;
     let user_id = user.as_ref().map(|u| u.id);
     if let Err(throttled) = attempt.check(&state.db, state.clock.now()).await {
@@ -150,9 +150,7 @@ async fn open_session(
     };
     let token = PlainToken::generate()?;
     let mut tx = state.db.begin().await?;
-    store::insert(&mut *tx, &session).await?;
-    store::insert_token(&mut *tx, &token.hash(), session.id, None, now).await?;
-    let roles = users::roles(&mut *tx, user_id).await?;
+    let roles = store::open(&mut *tx, &session, &token.hash()).await?;
     let details = json!({ "session_id": session.id, "client_type": client_type.as_str() });
     state
         .audit

@@ -20,6 +20,9 @@ const ACCOUNT_SCOPE: &str = "*";
 pub struct LoginAttempt {
     subject: [u8; 32],
     ip_scope: String,
+    /// Seen by `check`; a counter created after it by a concurrent failure
+    /// from the same IP merely stays until it decays.
+    has_ip_counter: bool,
 }
 
 impl LoginAttempt {
@@ -27,13 +30,16 @@ impl LoginAttempt {
         Self {
             subject: key.hmac(email.key().as_bytes()),
             ip_scope: ip.to_string(),
+            has_ip_counter: false,
         }
     }
 
     /// Refuses the attempt while either counter is in backoff.
-    pub async fn check(&self, db: &PgPool, now: OffsetDateTime) -> Result<()> {
-        let scopes = [self.ip_scope.as_str(), ACCOUNT_SCOPE];
-        match store::blocked_until(db, &self.subject, &scopes, now).await? {
+    pub async fn check(&mut self, db: &PgPool, now: OffsetDateTime) -> Result<()> {
+        let standing =
+            store::standing(db, &self.subject, &self.ip_scope, ACCOUNT_SCOPE, now).await?;
+        self.has_ip_counter = standing.has_ip_counter;
+        match standing.blocked_until {
             Some(until) => Err(Error::RateLimited {
                 retry_after_secs: seconds_until(now, until),
             }),
@@ -65,8 +71,11 @@ impl LoginAttempt {
 
     /// A correct password forgives this IP's failures; the account-wide
     /// counter only decays, so a distributed attack keeps being slowed.
+    /// (Nothing to clear, and no round trip, when `check` saw no counter.)
     pub async fn succeeded(&self, db: &PgPool) -> Result<()> {
-        store::clear(db, &self.subject, &self.ip_scope).await?;
+        if self.has_ip_counter {
+            store::clear(db, &self.subject, &self.ip_scope).await?;
+        }
         Ok(())
     }
 }

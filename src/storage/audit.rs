@@ -32,18 +32,21 @@ pub async fn lock_chain(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// The last event's sequence number and hash, if any.
-pub async fn head(db: impl PgExecutor<'_>) -> sqlx::Result<Option<(i64, Vec<u8>)>> {
-    sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(db)
-        .await
-}
-
-/// The database's current time, truncated to what timestamptz stores.
-pub async fn database_now(db: impl PgExecutor<'_>) -> sqlx::Result<OffsetDateTime> {
-    sqlx::query_scalar("SELECT date_trunc('microseconds', clock_timestamp())")
-        .fetch_one(db)
-        .await
+/// The chain's head (last sequence number and hash; `None` when empty) and
+/// the database's current time, truncated to what timestamptz stores. Read
+/// after `lock_chain`, in a statement of its own, so the head it sees is
+/// the one the lock protects.
+pub async fn head_and_now(
+    db: impl PgExecutor<'_>,
+) -> sqlx::Result<(Option<(i64, Vec<u8>)>, OffsetDateTime)> {
+    let (seq, hash, now): (Option<i64>, Option<Vec<u8>>, OffsetDateTime) = sqlx::query_as(
+        "SELECT h.seq, h.hash, date_trunc('microseconds', clock_timestamp())
+         FROM (SELECT 1) AS one
+         LEFT JOIN (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) AS h ON true",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((seq.zip(hash), now))
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, e: &StoredEvent) -> sqlx::Result<()> {

@@ -13,11 +13,24 @@ pub struct NewSession<'a> {
     pub absolute_expires_at: OffsetDateTime,
 }
 
-pub async fn insert(db: impl PgExecutor<'_>, s: &NewSession<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO sessions (id, user_id, client_type, amr, auth_time, created_at, last_used_at,
-                               idle_expires_at, absolute_expires_at)
-         VALUES ($1, $2, $3, $4, $5, $5, $5, $6, $7)",
+/// Opens a session with its first refresh token in one statement (one round
+/// trip) and returns the user's roles for the first access token.
+pub async fn open(
+    db: impl PgExecutor<'_>,
+    s: &NewSession<'_>,
+    token_hash: &[u8],
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "WITH session AS (
+             INSERT INTO sessions (id, user_id, client_type, amr, auth_time, created_at, last_used_at,
+                                   idle_expires_at, absolute_expires_at)
+             VALUES ($1, $2, $3, $4, $5, $5, $5, $6, $7)
+             RETURNING id
+         ), token AS (
+             INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, issued_at)
+             SELECT $8, id, NULL, $5 FROM session
+         )
+         SELECT ARRAY(SELECT role FROM user_roles WHERE user_id = $2 ORDER BY role)",
     )
     .bind(s.id)
     .bind(s.user_id)
@@ -26,9 +39,9 @@ pub async fn insert(db: impl PgExecutor<'_>, s: &NewSession<'_>) -> sqlx::Result
     .bind(s.now)
     .bind(s.idle_expires_at)
     .bind(s.absolute_expires_at)
-    .execute(db)
-    .await?;
-    Ok(())
+    .bind(token_hash)
+    .fetch_one(db)
+    .await
 }
 
 /// A session with what a refresh needs to mint the next access token.

@@ -1,20 +1,32 @@
 //! Failed-login counters per (subject, scope); see the migration for the keys.
-use sqlx::PgExecutor;
+use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 
 /// The latest `blocked_until` among `scopes` of `subject`, if in the future.
-pub async fn blocked_until(
+/// The state of `subject`'s counters before an attempt.
+#[derive(Debug, FromRow)]
+pub struct Standing {
+    /// The latest `blocked_until` in the future among the scopes, if any.
+    pub blocked_until: Option<OffsetDateTime>,
+    /// Whether `ip_scope` has a counter at all (so a success has one to clear).
+    pub has_ip_counter: bool,
+}
+
+pub async fn standing(
     db: impl PgExecutor<'_>,
     subject: &[u8],
-    scopes: &[&str],
+    ip_scope: &str,
+    account_scope: &str,
     now: OffsetDateTime,
-) -> sqlx::Result<Option<OffsetDateTime>> {
-    sqlx::query_scalar(
-        "SELECT max(blocked_until) FROM login_throttle
-         WHERE subject = $1 AND scope = ANY($2) AND blocked_until > $3",
+) -> sqlx::Result<Standing> {
+    sqlx::query_as(
+        "SELECT max(blocked_until) FILTER (WHERE blocked_until > $4) AS blocked_until,
+                coalesce(bool_or(scope = $2), false) AS has_ip_counter
+         FROM login_throttle WHERE subject = $1 AND scope IN ($2, $3)",
     )
     .bind(subject)
-    .bind(scopes)
+    .bind(ip_scope)
+    .bind(account_scope)
     .bind(now)
     .fetch_one(db)
     .await

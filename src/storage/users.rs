@@ -101,13 +101,6 @@ pub async fn update_password_hash(
     Ok(())
 }
 
-pub async fn roles(db: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
-        .bind(user_id)
-        .fetch_all(db)
-        .await
-}
-
 #[derive(Debug, FromRow)]
 pub struct Profile {
     pub id: Uuid,
