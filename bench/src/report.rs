@@ -135,14 +135,16 @@ pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
 type Metric = fn(&Stats) -> f64;
 
 /// Two panels: throughput (ok/s) and p99 latency against concurrency, one
-/// line per scenario. The x axis is the index of the concurrency level.
+/// line per scenario, on log y axes. The x axis is the index of the
+/// concurrency level.
 pub fn write_svg(report: &Report, path: &Path) -> anyhow::Result<()> {
-    let mut names: Vec<&str> = report
-        .scenarios
-        .iter()
-        .map(|r| r.scenario.as_str())
-        .collect();
-    names.dedup();
+    // In order of first appearance: results interleave scenarios by level.
+    let mut names: Vec<&str> = Vec::new();
+    for result in &report.scenarios {
+        if !names.contains(&result.scenario.as_str()) {
+            names.push(&result.scenario);
+        }
+    }
     let mut levels: Vec<usize> = report.scenarios.iter().map(|r| r.concurrency).collect();
     levels.sort_unstable();
     levels.dedup();
@@ -155,19 +157,23 @@ pub fn write_svg(report: &Report, path: &Path) -> anyhow::Result<()> {
         ("p99 latency (ms)", |s| s.p99_ms),
     ];
     for (panel, (title, metric)) in panels.iter().zip(metrics) {
-        let top = report
+        // Log scale: JWKS runs at tens of thousands per second, logins at
+        // tens; on a linear axis everything but JWKS would be a flat line.
+        let values: Vec<f64> = report
             .scenarios
             .iter()
             .map(|r| metric(&r.stats))
-            .fold(1.0_f64, f64::max)
-            * 1.1;
+            .filter(|v| *v > 0.0)
+            .collect();
+        let top = values.iter().copied().fold(1.0_f64, f64::max) * 2.0;
+        let bottom = values.iter().copied().fold(top, f64::min).max(0.001) / 2.0;
         let x_max = (levels.len().max(2) - 1) as f64;
         let mut chart = ChartBuilder::on(panel)
             .caption(title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(60)
-            .build_cartesian_2d(-0.2..x_max + 0.2, 0.0..top)
+            .build_cartesian_2d(-0.2..x_max + 0.2, (bottom..top).log_scale())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let labels = levels.clone();
         chart
@@ -192,7 +198,7 @@ pub fn write_svg(report: &Report, path: &Path) -> anyhow::Result<()> {
                 .scenarios
                 .iter()
                 .filter(|r| r.scenario == *name)
-                .map(|r| (index(r.concurrency), metric(&r.stats)))
+                .map(|r| (index(r.concurrency), metric(&r.stats).max(bottom)))
                 .collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
