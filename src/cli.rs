@@ -159,7 +159,7 @@ async fn rotate_master(
     if settings.profile == Profile::Prod {
         secret_files::check_permissions("--new-key-file", new_key_file)?;
     }
-    let new = MasterKey::load(new_key_file)?;
+    let new = MasterKey::load("--new-key-file", new_key_file)?;
     let resealed =
         master_key_rotation::rotate_master(&pool, &old, &new, &audit, &Context::cli()).await?;
     println!(

@@ -28,13 +28,6 @@ impl Profile {
             Profile::Prod => "prod",
         }
     }
-
-    /// `AUTHD_PROFILE`, defaulting to dev.
-    pub fn from_env() -> anyhow::Result<Self> {
-        std::env::var("AUTHD_PROFILE")
-            .unwrap_or_else(|_| "dev".into())
-            .parse()
-    }
 }
 
 impl FromStr for Profile {
@@ -225,13 +218,6 @@ impl Settings {
         settings.profile = profile;
         settings.validate()?;
         Ok(settings)
-    }
-
-    /// The config directory: `AUTHD_CONFIG_DIR`, else `./config`.
-    pub fn default_dir() -> PathBuf {
-        std::env::var_os("AUTHD_CONFIG_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("config"))
     }
 
     fn validate(&self) -> anyhow::Result<()> {

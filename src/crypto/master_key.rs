@@ -15,6 +15,8 @@ use super::random;
 const CIPHERTEXT_FORMAT: u8 = 1;
 const KEY_ID_LEN: usize = 4;
 const NONCE_LEN: usize = 12;
+/// The config key naming the master key file, for error messages.
+const KEY_NAME: &str = "secrets.master_key_file";
 const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
 
 /// Labels of the keys derived from the master key, one per purpose.
@@ -46,31 +48,28 @@ impl MasterKey {
         Ok(Self(SecretBox::new(Box::new(random::bytes::<32>()?))))
     }
 
-    /// Reads the key file: base64 of exactly 32 bytes (whitespace ignored).
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read secrets.master_key_file {}: {e}",
-                path.display()
-            )
-        })?;
-        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        let bytes = STANDARD.decode(compact).map_err(|_| {
-            anyhow::anyhow!("secrets.master_key_file {} is not base64", path.display())
-        })?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| {
-            anyhow::anyhow!(
-                "secrets.master_key_file {} must hold exactly 32 bytes",
-                path.display()
-            )
-        })?;
-        Ok(Self(SecretBox::new(Box::new(key))))
+    /// Reads the key file named by config key `key`: base64 of exactly 32
+    /// bytes (whitespace ignored). Errors name the key, never the value.
+    pub fn load(key: &str, path: &Path) -> anyhow::Result<Self> {
+        let text = crate::secret_files::read(key, path)?;
+        let compact: String = text
+            .expose_secret()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let bytes = STANDARD
+            .decode(compact)
+            .map_err(|_| anyhow::anyhow!("{key}: {} is not base64", path.display()))?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{key}: {} must hold exactly 32 bytes", path.display()))?;
+        Ok(Self(SecretBox::new(Box::new(bytes))))
     }
 
     /// Loads the key file, or creates it (mode 0600) when `generate` allows.
     pub fn load_or_generate(path: &Path, generate: bool) -> anyhow::Result<Self> {
         if path.exists() || !generate {
-            return Self::load(path);
+            return Self::load(KEY_NAME, path);
         }
         let key = Self::generate()?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -95,9 +95,6 @@ pub async fn login(
                 (Some(_), Verified::Yes { .. }) => "account_disabled",
                 (Some(_), Verified::No) => "wrong_password",
             };
-            attempt
-                .failed(&state.db, &state.settings.throttle, now)
-                .await?;
             let details = json!({ "reason": reason });
             let event = Event {
                 kind: Kind::LoginFailed,
@@ -106,7 +103,12 @@ pub async fn login(
                 outcome: "failure",
                 details,
             };
-            state.audit.record(&state.db, ctx, event).await?;
+            let mut tx = state.db.begin().await?;
+            attempt
+                .failed(&mut tx, &state.settings.throttle, now)
+                .await?;
+            state.audit.append(&mut tx, ctx, event).await?;
+            tx.commit().await?;
             return Err(Error::InvalidCredentials);
         }
     };

@@ -4,7 +4,7 @@
 //! account-wide ceiling catches attacks spread over many IPs. The account is
 //! identified by an HMAC of the normalised email, so unknown addresses are
 //! throttled exactly like real ones and nothing reveals which exist.
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::net::IpAddr;
 use time::{Duration, OffsetDateTime};
 
@@ -47,25 +47,25 @@ impl LoginAttempt {
         }
     }
 
+    /// Counts the failure in the caller's transaction, so it commits
+    /// together with the audit event that records it.
     pub async fn failed(
         &self,
-        db: &PgPool,
+        conn: &mut PgConnection,
         settings: &ThrottleSettings,
         now: OffsetDateTime,
     ) -> Result<()> {
         let window_start = now - Duration::seconds(settings.window_secs);
-        let mut tx = db.begin().await?;
         for (scope, free) in [
             (self.ip_scope.as_str(), settings.ip_free_failures),
             (ACCOUNT_SCOPE, settings.account_free_failures),
         ] {
             let failures =
-                store::record_failure(&mut *tx, &self.subject, scope, now, window_start).await?;
+                store::record_failure(&mut *conn, &self.subject, scope, now, window_start).await?;
             if let Some(delay) = backoff(failures, free, settings) {
-                store::block(&mut *tx, &self.subject, scope, now + delay).await?;
+                store::block(&mut *conn, &self.subject, scope, now + delay).await?;
             }
         }
-        tx.commit().await?;
         Ok(())
     }
 
