@@ -73,6 +73,17 @@ pub struct HttpSettings {
     pub admin_addr: SocketAddr,
     pub shutdown_grace_secs: u64,
     pub hsts_max_age_secs: u64,
+    /// Connections served at once; 0 derives it from `RLIMIT_NOFILE`.
+    pub max_connections: usize,
+    /// Extra connections, beyond `max_connections`, that serve only the
+    /// probes (`/healthz`, `/readyz`).
+    pub reserved_connections: usize,
+    /// Connections one client address may hold (trusted proxies exempt).
+    pub max_connections_per_peer: usize,
+    pub header_read_timeout_secs: u64,
+    pub body_read_timeout_secs: u64,
+    pub keep_alive_idle_secs: u64,
+    pub request_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,6 +276,25 @@ impl Settings {
         anyhow::ensure!(
             h.addr.port() == 0 || h.admin_addr != h.addr,
             "http.admin_addr must differ from http.addr"
+        );
+        anyhow::ensure!(
+            h.max_connections_per_peer > 0,
+            "http.max_connections_per_peer must be positive"
+        );
+        for (name, secs) in [
+            ("header_read_timeout_secs", h.header_read_timeout_secs),
+            ("body_read_timeout_secs", h.body_read_timeout_secs),
+            ("keep_alive_idle_secs", h.keep_alive_idle_secs),
+            ("request_timeout_secs", h.request_timeout_secs),
+        ] {
+            anyhow::ensure!(
+                (1..=3600).contains(&secs),
+                "http.{name} must be between 1 and 3600"
+            );
+        }
+        anyhow::ensure!(
+            (1..=30).contains(&self.database.acquire_timeout_secs),
+            "database.acquire_timeout_secs must be between 1 and 30"
         );
         for (name, limit) in [
             ("signup", self.rate_limit.signup),

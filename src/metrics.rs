@@ -125,6 +125,50 @@ impl HashingPoolMetrics {
     }
 }
 
+/// One listener's connection series (`listener` = `public` or `admin`).
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    open: IntGauge,
+    refused: IntCounterVec,
+    timed_out: IntCounterVec,
+    accept_errors: IntCounter,
+    listener: &'static str,
+}
+
+/// Decrements the open-connections gauge when the connection ends.
+pub struct OpenConnection(IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl ConnectionMetrics {
+    pub fn open(&self) -> OpenConnection {
+        self.open.inc();
+        OpenConnection(self.open.clone())
+    }
+
+    /// A connection closed at accept: `reason` is `peer_limit` or `full`.
+    pub fn refused(&self, reason: &'static str) {
+        self.refused
+            .with_label_values(&[self.listener, reason])
+            .inc();
+    }
+
+    /// A connection dropped at a deadline (`header_timeout`, ...).
+    pub fn timed_out(&self, reason: &'static str) {
+        self.timed_out
+            .with_label_values(&[self.listener, reason])
+            .inc();
+    }
+
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
+    }
+}
+
 /// What is read from the running service at scrape time rather than
 /// counted as it happens.
 #[derive(Debug, Clone, Copy)]
@@ -145,6 +189,10 @@ pub struct Metrics {
     argon2_queue_depth: IntGauge,
     db_connections: IntGaugeVec,
     hashing_pool: HashingPoolMetrics,
+    connections_open: IntGaugeVec,
+    connections_refused: IntCounterVec,
+    connections_timed_out: IntCounterVec,
+    accept_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -197,6 +245,34 @@ impl Metrics {
                 &["state"],
             )?,
             hashing_pool: HashingPoolMetrics::new()?,
+            connections_open: IntGaugeVec::new(
+                Opts::new(
+                    "authd_connections_open",
+                    "Open client connections, by listener.",
+                ),
+                &["listener"],
+            )?,
+            connections_refused: IntCounterVec::new(
+                Opts::new(
+                    "authd_connections_refused_total",
+                    "Connections closed as soon as accepted, by listener and reason (peer_limit, full).",
+                ),
+                &["listener", "reason"],
+            )?,
+            connections_timed_out: IntCounterVec::new(
+                Opts::new(
+                    "authd_connections_timed_out_total",
+                    "Connections dropped at a deadline, by listener and reason (header_timeout, idle_timeout, request_timeout).",
+                ),
+                &["listener", "reason"],
+            )?,
+            accept_errors: IntCounterVec::new(
+                Opts::new(
+                    "authd_accept_errors_total",
+                    "Failed accept calls (e.g. the file-descriptor limit), each followed by a back-off.",
+                ),
+                &["listener"],
+            )?,
         };
         metrics.register_all()?;
         metrics.zero_known_series()?;
@@ -214,6 +290,10 @@ impl Metrics {
         r.register(Box::new(self.argon2_queue_depth.clone()))?;
         r.register(Box::new(self.db_connections.clone()))?;
         r.register(Box::new(self.hashing_pool.wait.clone()))?;
+        r.register(Box::new(self.connections_open.clone()))?;
+        r.register(Box::new(self.connections_refused.clone()))?;
+        r.register(Box::new(self.connections_timed_out.clone()))?;
+        r.register(Box::new(self.accept_errors.clone()))?;
         r.register(Box::new(self.hashing_pool.rejected.clone()))
     }
 
@@ -237,6 +317,21 @@ impl Metrics {
     /// Clones of the hashing pool's series, for `HashingPool::new`.
     pub fn hashing_pool(&self) -> HashingPoolMetrics {
         self.hashing_pool.clone()
+    }
+
+    /// The connection series of one listener (`public` or `admin`).
+    pub fn connections(&self, listener: &'static str) -> prometheus::Result<ConnectionMetrics> {
+        Ok(ConnectionMetrics {
+            open: self
+                .connections_open
+                .get_metric_with_label_values(&[listener])?,
+            refused: self.connections_refused.clone(),
+            timed_out: self.connections_timed_out.clone(),
+            accept_errors: self
+                .accept_errors
+                .get_metric_with_label_values(&[listener])?,
+            listener,
+        })
     }
 
     /// The counter a rate limiter bumps for each request it refuses.

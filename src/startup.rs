@@ -1,9 +1,8 @@
 //! Building and running the service: database, master key, signing keys,
 //! state, routers, listeners (public API and admin), background maintenance,
 //! and a graceful shutdown bounded by `http.shutdown_grace_secs`.
-use axum::Router;
 use sqlx::PgPool;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +18,7 @@ use crate::domain::passwords::Passwords;
 use crate::domain::throttle;
 use crate::http;
 use crate::http::rate_limit::RateLimiters;
+use crate::http::server::{self, connection::Timeouts, limits, limits::ConnectionLimits};
 use crate::metrics::Metrics;
 use crate::state::{App, AppState};
 use crate::storage::{
@@ -26,9 +26,8 @@ use crate::storage::{
 };
 
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    admin_listener: TcpListener,
+    public: server::Listener,
+    admin: server::Listener,
     state: AppState,
 }
 
@@ -57,25 +56,40 @@ impl Application {
         master: &MasterKey,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        let http_settings = &settings.http;
+        let max_connections =
+            limits::max_connections(http_settings, settings.database.max_connections)?;
+        let timeouts = Timeouts::from_settings(http_settings);
+        let public_limits = ConnectionLimits::public(http_settings, max_connections);
         let state = build_state(settings, pool, master, clock).await?;
-        let listener = TcpListener::bind(state.settings.http.addr).await?;
-        let admin_listener = TcpListener::bind(state.settings.http.admin_addr).await?;
-        let router = http::router(state.clone());
+        let public = server::Listener {
+            socket: TcpListener::bind(state.settings.http.addr).await?,
+            router: http::router(state.clone())?,
+            limits: public_limits,
+            timeouts,
+            metrics: state.metrics.connections("public")?,
+        };
+        let admin = server::Listener {
+            socket: TcpListener::bind(state.settings.http.admin_addr).await?,
+            router: http::admin::router(state.clone()),
+            limits: ConnectionLimits::admin(),
+            timeouts,
+            metrics: state.metrics.connections("admin")?,
+        };
         Ok(Self {
-            listener,
-            router,
-            admin_listener,
+            public,
+            admin,
             state,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.public.socket.local_addr()
     }
 
     /// Where `/metrics` is served.
     pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
-        self.admin_listener.local_addr()
+        self.admin.socket.local_addr()
     }
 
     pub fn state(&self) -> &AppState {
@@ -91,16 +105,10 @@ impl Application {
     ) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintain(self.state.clone()));
         let (stop, stopping) = watch::channel(false);
-        let public = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(stopping.clone()));
-        let admin = axum::serve(self.admin_listener, http::admin::router(self.state.clone()))
-            .with_graceful_shutdown(stopped(stopping));
+        let public = server::serve(self.public, stopping.clone());
+        let admin = server::serve(self.admin, stopping);
         let servers = async {
-            let (public, admin) = tokio::join!(public.into_future(), admin.into_future());
+            let (public, admin) = tokio::join!(public, admin);
             public.and(admin)
         };
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
@@ -129,9 +137,10 @@ pub async fn build_state(
     master: &MasterKey,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<AppState> {
-    let sealing = master.derive(keys::SEALING_LABEL);
+    let sealing = master.derive(keys::SEALING_LABEL)?;
     keys::ensure_initial_key(&pool, &sealing, settings.keys.rsa_bits, clock.now()).await?;
     check_default_roles(&pool, &settings.auth.default_roles).await?;
+    crate::domain::accounts::backfill_email_skeletons(&pool).await?;
     let key_store = KeyStore::load(&pool, sealing, clock.now()).await?;
     let password_settings = settings.password.clone();
     let metrics = Metrics::new()?;
@@ -142,8 +151,8 @@ pub async fn build_state(
     let rate_limiters = RateLimiters::new(&settings.rate_limit, &metrics)?;
     let audit = AuditLog::load_or_create(&pool, master, clock.now()).await?;
     Ok(AppState(Arc::new(App {
-        throttle_key: master.derive(throttle::SUBJECT_LABEL),
-        idempotency_key: master.derive(http::idempotency::FINGERPRINT_LABEL),
+        throttle_key: master.derive(throttle::SUBJECT_LABEL)?,
+        idempotency_key: master.derive(http::idempotency::FINGERPRINT_LABEL)?,
         settings,
         db: pool,
         clock,
@@ -191,11 +200,6 @@ async fn maintain(state: AppState) {
         }
         state.rate_limiters.shrink();
     }
-}
-
-/// Resolves once `stop` says so (or its sender is gone).
-async fn stopped(mut stopping: watch::Receiver<bool>) {
-    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// Runs `servers` until `shutdown`, then tells them to stop (via `stop`)

@@ -3,17 +3,21 @@
 pub mod admin;
 pub mod client_ip;
 pub mod cookies;
+pub mod error_response;
 pub mod extract;
 pub mod idempotency;
 pub mod origin;
 pub mod rate_limit;
 pub mod request_metrics;
 pub mod routes;
+pub mod server;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -30,24 +34,23 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct RouteTable(pub Vec<(Method, &'static str)>);
 
 impl RouteTable {
+    /// Serves `handler` for exactly `method` on `path`. A method axum cannot
+    /// route on its own is an error, never a silent fallback to another.
     fn add<H, T>(
         &mut self,
         router: Router<AppState>,
         method: Method,
         path: &'static str,
         handler: H,
-    ) -> Router<AppState>
+    ) -> anyhow::Result<Router<AppState>>
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
-        let filter = if method == Method::POST {
-            MethodFilter::POST
-        } else {
-            MethodFilter::GET
-        };
+        let filter = MethodFilter::try_from(method.clone())
+            .map_err(|e| anyhow::anyhow!("cannot route {method} {path}: {e}"))?;
         self.0.push((method, path));
-        router.route(path, on(filter, handler))
+        Ok(router.route(path, on(filter, handler)))
     }
 }
 
@@ -60,24 +63,24 @@ fn idempotent(group: Router<AppState>, state: &AppState, refresh_cookie: bool) -
     ))
 }
 
-pub fn router(state: AppState) -> Router {
-    build(state).0
+pub fn router(state: AppState) -> anyhow::Result<Router> {
+    Ok(build(state)?.0)
 }
 
-pub fn build(state: AppState) -> (Router, RouteTable) {
+pub fn build(state: AppState) -> anyhow::Result<(Router, RouteTable)> {
     let mut table = RouteTable::default();
     let limits = &state.rate_limiters;
     let t = &mut table;
 
-    let signup = t.add(Router::new(), Method::POST, "/v1/auth/signup", auth::signup);
-    let login = t.add(Router::new(), Method::POST, "/v1/auth/login", auth::login);
+    let signup = t.add(Router::new(), Method::POST, "/v1/auth/signup", auth::signup)?;
+    let login = t.add(Router::new(), Method::POST, "/v1/auth/login", auth::login)?;
     let refresh = t.add(
         Router::new(),
         Method::POST,
         "/v1/auth/refresh",
         auth::refresh,
-    );
-    let refresh = t.add(refresh, Method::POST, "/v1/auth/logout", auth::logout);
+    )?;
+    let refresh = t.add(refresh, Method::POST, "/v1/auth/logout", auth::logout)?;
     let cookie_routes = idempotent(refresh, &state, true)
         .layer(limits.refresh.layer())
         .layer(axum::middleware::from_fn_with_state(
@@ -88,8 +91,8 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
         .merge(idempotent(signup, &state, false).layer(limits.signup.layer()))
         .merge(idempotent(login, &state, false).layer(limits.login.layer()))
         .merge(cookie_routes);
-    let api = t.add(api, Method::GET, "/v1/me", me::me);
-    let api = t.add(api, Method::GET, "/v1/me/activity", activity::activity);
+    let api = t.add(api, Method::GET, "/v1/me", me::me)?;
+    let api = t.add(api, Method::GET, "/v1/me/activity", activity::activity)?;
 
     let public = Router::new();
     let public = t.add(
@@ -97,15 +100,15 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
         Method::GET,
         "/.well-known/jwks.json",
         well_known::jwks,
-    );
+    )?;
     let public = t.add(
         public,
         Method::GET,
         "/.well-known/openid-configuration",
         well_known::openid_configuration,
-    );
-    let public = t.add(public, Method::GET, "/healthz", health::healthz);
-    let public = t.add(public, Method::GET, "/readyz", health::readyz);
+    )?;
+    let public = t.add(public, Method::GET, "/healthz", health::healthz)?;
+    let public = t.add(public, Method::GET, "/readyz", health::readyz)?;
 
     let router = Router::new()
         .merge(api)
@@ -115,6 +118,10 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
         // Outside the fallbacks, so preflight requests reach it for every route.
         .layer(origin::cors(&state.settings.http.allowed_origins))
         .layer(DefaultBodyLimit::max(state.settings.http.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.settings.http.max_body_bytes,
+            refuse_declared_oversize,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             client_ip::TrustedProxies::new(&state.settings.http.trusted_proxies),
             client_ip::resolve,
@@ -148,7 +155,26 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
             crate::telemetry::sanitize_request_id,
         ))
         .with_state(state);
-    (router, table)
+    Ok((router, table))
+}
+
+/// `413` before a byte of the body is read when `Content-Length` already
+/// says it is too large (the body limit alone would read up to the limit
+/// first). The connection then closes: the body is never drained.
+async fn refuse_declared_oversize(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Error::PayloadTooLarge.into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// `Strict-Transport-Security`, or none when `max_age_secs` is 0 (off by
