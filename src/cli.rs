@@ -164,7 +164,7 @@ async fn rotate_master(
         master_key_rotation::rotate_master(&pool, &old, &new, &audit, &Context::cli()).await?;
     println!(
         "re-sealed {resealed} keys under master key {}; now set secrets.master_key_file to {} and restart every replica",
-        new.id(),
+        new.id()?,
         new_key_file.display()
     );
     Ok(())
@@ -192,7 +192,7 @@ async fn keys_command(
     match command {
         KeysCommand::Rotate { immediately } => {
             let (pool, master, audit) = operator_context(&settings, &clock).await?;
-            let sealing = master.derive(keys::SEALING_LABEL);
+            let sealing = master.derive(keys::SEALING_LABEL)?;
             let rotation = settings.keys.rotation(&settings.auth, immediately);
             let kid =
                 keys::rotate(&pool, &sealing, (&audit, &Context::cli()), rotation, now).await?;

@@ -1,12 +1,8 @@
 //! The one error type. Every failure a handler can meet is a variant here,
-//! and `IntoResponse` below is the only place errors become HTTP responses:
-//! a stable `error` code, a fixed human message, never internal details.
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-
-use crate::http::cookies;
+//! with its data in one place: a stable `error` code, the HTTP status, a
+//! fixed human message (never internal details), and when to retry.
+//! `http::error_response` is the only place errors become HTTP responses.
+use axum::http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -42,6 +38,10 @@ pub enum Error {
     RateLimited { retry_after_secs: u64 },
     #[error("hashing pool overloaded")]
     Overloaded,
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error("request body timed out")]
+    RequestTimeout,
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -49,19 +49,41 @@ pub enum Error {
     #[error("not ready")]
     NotReady,
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'static str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasons: Option<&'a [&'static str]>,
+/// A database that cannot be reached, or that refuses work for reasons of
+/// its own (shutting down, out of connections or resources), is an outage
+/// the client should wait out: `503 unavailable`, not a `500`.
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        let unavailable = match &error {
+            // `Protocol`: the server broke off mid-message, e.g. it went
+            // away during the connection handshake.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // SQLSTATE classes 08 (connection exception) and 53
+            // (insufficient resources), and 57P01-57P03 (shutting down,
+            // crashed, starting up).
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
+            }),
+            _ => false,
+        };
+        if unavailable {
+            Error::Unavailable(error)
+        } else {
+            Error::Database(error)
+        }
+    }
 }
 
 impl Error {
@@ -83,6 +105,8 @@ impl Error {
         "already_processed",
         "rate_limited",
         "overloaded",
+        "unavailable",
+        "request_timeout",
         "not_found",
         "method_not_allowed",
         "not_ready",
@@ -107,6 +131,8 @@ impl Error {
             Error::AlreadyProcessed => "already_processed",
             Error::RateLimited { .. } => "rate_limited",
             Error::Overloaded => "overloaded",
+            Error::Unavailable(_) => "unavailable",
+            Error::RequestTimeout => "request_timeout",
             Error::NotFound => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::NotReady => "not_ready",
@@ -129,7 +155,10 @@ impl Error {
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::IdempotencyInProgress | Error::AlreadyProcessed => StatusCode::CONFLICT,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Overloaded | Error::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Overloaded | Error::NotReady | Error::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -161,6 +190,8 @@ impl Error {
             }
             Error::RateLimited { .. } => "too many requests; retry later",
             Error::Overloaded => "the service is busy; retry shortly",
+            Error::Unavailable(_) => "the service is temporarily unavailable; retry shortly",
+            Error::RequestTimeout => "the request body did not arrive in time",
             Error::NotFound => "no such resource",
             Error::MethodNotAllowed => "method not allowed on this resource",
             Error::NotReady => "the service is not ready",
@@ -169,45 +200,31 @@ impl Error {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        if matches!(self, Error::Database(_) | Error::Internal(_)) {
-            // The cause goes to the log (it never holds request secrets: SQL
-            // errors carry statement text, not bound values); the client gets
-            // only the code.
-            tracing::error!(error = %self, "request failed");
+impl Error {
+    /// Seconds a client should wait before retrying (`Retry-After`), for
+    /// the errors that are about time rather than about the request.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after_secs } => Some((*retry_after_secs).max(1)),
+            Error::Overloaded => Some(1),
+            // About the database's acquire timeout: by then a restarted
+            // PostgreSQL is usually back.
+            Error::Unavailable(_) | Error::NotReady => Some(2),
+            _ => None,
         }
-        let body = ErrorBody {
-            error: self.code(),
-            message: self.message(),
-            reasons: match &self {
-                Error::WeakPassword(reasons) => Some(reasons),
-                _ => None,
-            },
-        };
-        let mut response = (self.status(), Json(body)).into_response();
-        let headers = response.headers_mut();
-        match &self {
-            Error::InvalidToken => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-                );
-            }
-            Error::InvalidRefreshToken => {
-                headers.insert(header::SET_COOKIE, cookies::clearing_header());
-            }
-            Error::RateLimited { retry_after_secs } => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from(retry_after_secs.max(&1).to_owned()),
-                );
-            }
-            Error::Overloaded => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            _ => {}
-        }
-        response
+    }
+
+    /// Whether the connection should close after this answer: the request
+    /// body was not (fully) read, so the stream cannot carry another request.
+    pub fn closes_connection(&self) -> bool {
+        matches!(self, Error::PayloadTooLarge | Error::RequestTimeout)
+    }
+
+    /// Errors whose cause belongs in the log (the client gets only the code).
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            Error::Database(_) | Error::Internal(_) | Error::Unavailable(_)
+        )
     }
 }

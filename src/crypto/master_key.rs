@@ -5,7 +5,7 @@
 use aws_lc_rs::{aead, hkdf, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use secrecy::{ExposeSecret, SecretBox};
+use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
 use std::io::Write;
 use std::path::Path;
 
@@ -85,23 +85,25 @@ impl MasterKey {
         Ok(key)
     }
 
-    /// The key for one purpose (see `labels`).
-    pub fn derive(&self, label: &str) -> DataKey {
+    /// The key for one purpose (see `labels`). HKDF cannot fail for a
+    /// 32-byte output, but if it ever did, that is an error: never a key of
+    /// zeros that every deployment would share.
+    pub fn derive(&self, label: &str) -> anyhow::Result<DataKey> {
         let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"authd master key v1");
         let prk = salt.extract(self.0.expose_secret());
-        let mut out = [0u8; 32];
+        let mut out = SecretBox::new(Box::new([0u8; 32]));
         let info = [label.as_bytes()];
-        // Expanding 32 bytes of SHA-256 output cannot fail (limit is 255 * 32).
-        if let Ok(okm) = prk.expand(&info, hkdf::HKDF_SHA256) {
-            let _ = okm.fill(&mut out);
-        }
-        DataKey(SecretBox::new(Box::new(out)))
+        prk.expand(&info, hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(out.expose_secret_mut()))
+            .map_err(|_| anyhow::anyhow!("HKDF failed to derive the key {label:?}"))?;
+        Ok(DataKey(out))
     }
 
     /// A short public identifier of this master key, carried in every
     /// ciphertext so a wrong or stale key file is named, not just "failed".
-    pub fn id(&self) -> String {
-        hex(&self.derive("authd/master-key-id/v1").hmac(b"id")[..KEY_ID_LEN])
+    pub fn id(&self) -> anyhow::Result<String> {
+        let key = self.derive("authd/master-key-id/v1")?;
+        Ok(hex(&key.hmac(b"id")[..KEY_ID_LEN]))
     }
 }
 
@@ -216,7 +218,9 @@ mod tests {
         let Ok(master) = MasterKey::generate() else {
             panic!("rng")
         };
-        let data = master.derive(labels::SIGNING_KEYS);
+        let Ok(data) = master.derive(labels::SIGNING_KEYS) else {
+            panic!("derive")
+        };
         let shown = format!("{master:?} {data:?}");
         assert_eq!(shown, "MasterKey([REDACTED]) DataKey([REDACTED])");
         let encoded = STANDARD.encode(data.expose_bytes());
@@ -228,10 +232,12 @@ mod tests {
         let Ok(master) = MasterKey::generate() else {
             panic!("rng")
         };
-        let (a, b) = (
+        let (Ok(a), Ok(b)) = (
             master.derive(labels::SIGNING_KEYS),
             master.derive(labels::DATA_KEYS),
-        );
+        ) else {
+            panic!("derive")
+        };
         assert_ne!(a.expose_bytes(), b.expose_bytes());
         let sealed = a.seal(b"aad", b"secret").map_err(|e| e.to_string());
         let Ok(sealed) = sealed else { panic!("seal") };

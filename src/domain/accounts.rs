@@ -1,13 +1,14 @@
 //! Sign-up and the caller's own profile. Sign-up answers identically whether
-//! or not the address is taken: the password is hashed in both cases, and
-//! the insert simply does nothing on a duplicate (the audit log records
-//! which it was; the client is never told).
+//! or not the address is taken, or a look-alike of it (see `email`): the
+//! password is hashed in all cases, and the insert simply does nothing on a
+//! conflict (the audit log records which it was; the client is never told).
 use secrecy::SecretString;
 use serde_json::json;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::audit::{Context, Event, Kind};
-use crate::domain::email::Email;
+use crate::domain::email::{self, Email};
 use crate::domain::password_policy;
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -15,17 +16,18 @@ use crate::storage::users::{self, NewUser, Profile};
 
 pub async fn signup(state: &AppState, ctx: &Context, email: &str, password: &str) -> Result<()> {
     let email = Email::parse(email)?;
-    let password = password_policy::normalize(password);
-    let reasons = password_policy::violations(&password, &email, &state.settings.password);
+    let reasons = password_policy::violations(password, &email, &state.settings.password);
     if !reasons.is_empty() {
         return Err(Error::WeakPassword(reasons));
     }
-    let hash = state.passwords.hash(SecretString::from(password)).await?;
+    let normalized = password_policy::normalize(password);
+    let hash = state.passwords.hash(SecretString::from(normalized)).await?;
     let now = state.clock.now();
     let user = NewUser {
         id: Uuid::new_v4(),
         email: email.as_str(),
         email_key: email.key(),
+        email_skeleton: email.skeleton(),
         password_hash: &hash,
         email_verified: false,
         now,
@@ -35,12 +37,15 @@ pub async fn signup(state: &AppState, ctx: &Context, email: &str, password: &str
         users::grant_roles(&mut *tx, user.id, &state.settings.auth.default_roles, now).await?;
         Event::by_user(Kind::Signup, user.id, "created", json!({}))
     } else {
-        let existing = users::id_by_email_key(&mut *tx, email.key()).await?;
+        let taken = users::find_taken(&mut *tx, email.key(), email.skeleton()).await?;
         Event {
             kind: Kind::Signup,
             actor: None,
-            subject: existing,
-            outcome: "duplicate",
+            subject: taken.map(|(id, _)| id),
+            outcome: match taken {
+                Some((_, false)) => "lookalike",
+                _ => "duplicate",
+            },
             details: json!({}),
         }
     };
@@ -53,4 +58,24 @@ pub async fn profile(state: &AppState, user_id: Uuid, session_id: Uuid) -> Resul
     users::profile_for_session(&state.db, user_id, session_id)
         .await?
         .ok_or(Error::InvalidToken)
+}
+
+/// Gives every account older than the skeleton rule its canonical key and
+/// skeleton, oldest first, so the first holder of a look-alike pair keeps
+/// it. A later look-alike (possible only before the rule) keeps working
+/// without one, and is named (by id) in a warning.
+pub async fn backfill_email_skeletons(db: &PgPool) -> anyhow::Result<()> {
+    for row in users::missing_skeletons(db).await? {
+        let (key, skeleton) = match Email::parse(&row.email) {
+            Ok(email) => (email.key().to_owned(), email.skeleton().to_owned()),
+            Err(_) => (row.email_key.clone(), email::skeleton(&row.email_key)),
+        };
+        if !users::set_skeleton(db, row.id, &key, &skeleton).await? {
+            tracing::warn!(
+                user_id = %row.id,
+                "account's address reads like an older account's; it keeps working, but consider contacting its owner"
+            );
+        }
+    }
+    Ok(())
 }

@@ -112,7 +112,7 @@ impl AuditLog {
         master: &crate::crypto::MasterKey,
         now: OffsetDateTime,
     ) -> anyhow::Result<Self> {
-        let sealing = &master.derive(crate::crypto::master_key::labels::DATA_KEYS);
+        let sealing = &master.derive(crate::crypto::master_key::labels::DATA_KEYS)?;
         let sealed = match sealed_keys::get(db, KEY_PURPOSE).await? {
             Some(sealed) => sealed,
             None => {
@@ -153,7 +153,7 @@ impl AuditLog {
             prev_hash,
             hash: Vec::new(),
         };
-        stored.hash = self.chain_hash(&stored).to_vec();
+        stored.hash = self.chain_hash(&stored)?.to_vec();
         store::insert(&mut *conn, &stored).await?;
         Ok(seq)
     }
@@ -166,10 +166,10 @@ impl AuditLog {
         Ok(seq)
     }
 
-    fn chain_hash(&self, event: &StoredEvent) -> [u8; 32] {
+    fn chain_hash(&self, event: &StoredEvent) -> anyhow::Result<[u8; 32]> {
         let mut input = event.prev_hash.clone();
-        input.extend(canonical(event));
-        self.key.hmac(&input)
+        input.extend(canonical(event)?);
+        Ok(self.key.hmac(&input))
     }
 
     /// Walks the whole chain from the first event.
@@ -206,10 +206,11 @@ impl AuditLog {
         if event.prev_hash != prev {
             return Some("prev_hash does not match the previous event's hash".into());
         }
-        if event.hash != self.chain_hash(event) {
-            return Some("hash mismatch: the event was altered".into());
+        match self.chain_hash(event) {
+            Ok(hash) if hash[..] == event.hash[..] => None,
+            Ok(_) => Some("hash mismatch: the event was altered".into()),
+            Err(e) => Some(format!("the event cannot be encoded: {e}")),
         }
-        None
     }
 }
 
@@ -221,8 +222,10 @@ pub enum Verdict {
 
 /// Length-prefixed fields in a fixed order; absent fields have their own
 /// marker so `None` and `""` differ. Built from values as PostgreSQL returns
-/// them, so an event read back hashes the same as when it was written.
-fn canonical(e: &StoredEvent) -> Vec<u8> {
+/// them, so an event read back hashes the same as when it was written. A
+/// field too long for its 32-bit prefix is an error, never a truncated or
+/// ambiguous encoding.
+fn canonical(e: &StoredEvent) -> anyhow::Result<Vec<u8>> {
     let micros = e.occurred_at.unix_timestamp_nanos() / 1000;
     let fields: [Option<String>; 10] = [
         Some(e.seq.to_string()),
@@ -240,18 +243,21 @@ fn canonical(e: &StoredEvent) -> Vec<u8> {
     for field in fields {
         match field {
             Some(text) => {
-                out.extend(
-                    u32::try_from(text.len())
-                        .unwrap_or(u32::MAX - 1)
-                        .to_be_bytes(),
-                );
+                let length = u32::try_from(text.len())
+                    .ok()
+                    .filter(|&n| n != ABSENT)
+                    .ok_or_else(|| anyhow::anyhow!("an audit field is too long to encode"))?;
+                out.extend(length.to_be_bytes());
                 out.extend(text.as_bytes());
             }
-            None => out.extend(u32::MAX.to_be_bytes()),
+            None => out.extend(ABSENT.to_be_bytes()),
         }
     }
-    out
+    Ok(out)
 }
+
+/// The length prefix that marks an absent field.
+const ABSENT: u32 = u32::MAX;
 
 /// JSON with object keys sorted at every level (jsonb reorders keys).
 fn canonical_json(value: &Value) -> String {

@@ -20,14 +20,17 @@ pub async fn rotate_master(
     ctx: &Context,
 ) -> anyhow::Result<usize> {
     anyhow::ensure!(
-        old.id() != new.id(),
+        old.id()? != new.id()?,
         "the new master key is the current one"
     );
     let (old_signing, new_signing) = (
-        old.derive(labels::SIGNING_KEYS),
-        new.derive(labels::SIGNING_KEYS),
+        old.derive(labels::SIGNING_KEYS)?,
+        new.derive(labels::SIGNING_KEYS)?,
     );
-    let (old_data, new_data) = (old.derive(labels::DATA_KEYS), new.derive(labels::DATA_KEYS));
+    let (old_data, new_data) = (
+        old.derive(labels::DATA_KEYS)?,
+        new.derive(labels::DATA_KEYS)?,
+    );
     let mut tx = db.begin().await?;
     signing_keys::lock(&mut *tx).await?;
     let mut resealed = 0;
@@ -51,7 +54,7 @@ pub async fn rotate_master(
         .await?;
         resealed += 1;
     }
-    let details = json!({ "old_key_id": old.id(), "new_key_id": new.id(), "resealed": resealed });
+    let details = json!({ "old_key_id": old.id()?, "new_key_id": new.id()?, "resealed": resealed });
     let event = Event {
         kind: Kind::MasterKeyRotated,
         actor: None,

@@ -1,6 +1,8 @@
-//! Password policy per NIST SP 800-63B §5.1.1.2: NFKC-normalised, a length
-//! window, no common passwords, not derived from the email's local part, and
-//! no composition rules.
+//! Password policy per NIST SP 800-63B §5.1.1.2: a length window counted in
+//! code points as typed (NFKC would let one typed character such as U+FDFA
+//! count as eighteen), no common passwords and nothing derived from the
+//! email's local part (both judged on the NFKC form, which is also what is
+//! hashed), and no composition rules.
 use std::collections::HashSet;
 use std::sync::OnceLock;
 use unicode_normalization::UnicodeNormalization;
@@ -21,14 +23,13 @@ pub fn normalize(password: &str) -> String {
     password.nfkc().collect()
 }
 
-/// Every rule `normalized` breaks, as stable reason codes.
-pub fn violations(
-    normalized: &str,
-    email: &Email,
-    settings: &PasswordSettings,
-) -> Vec<&'static str> {
+/// Every rule `typed` (the password as the client sent it) breaks, as
+/// stable reason codes.
+pub fn violations(typed: &str, email: &Email, settings: &PasswordSettings) -> Vec<&'static str> {
+    let normalized = normalize(typed);
+    let normalized = normalized.as_str();
     let mut reasons = Vec::new();
-    let length = normalized.chars().count();
+    let length = typed.chars().count();
     if length < settings.min_length {
         reasons.push("too_short");
     }
@@ -77,7 +78,7 @@ mod tests {
     fn check(password: &str) -> Vec<&'static str> {
         let email = Email::parse("jonathan@example.com").map_err(|e| e.code());
         match email {
-            Ok(email) => violations(&normalize(password), &email, &settings()),
+            Ok(email) => violations(password, &email, &settings()),
             Err(code) => vec![code],
         }
     }
@@ -104,9 +105,28 @@ mod tests {
     }
 
     #[test]
-    fn length_counts_characters_after_nfkc() {
+    fn length_counts_code_points_as_typed() {
+        // NFKC expands these (U+FDFA to 18 characters, ¼ to 3), but a user
+        // typed one and four characters.
+        assert_eq!(check("\u{FDFA}"), vec!["too_short"]);
+        assert_eq!(check("¼¼¼¼"), vec!["too_short"]);
         // Twelve fullwidth digits are twelve characters, and NFKC turns them
         // into a listed password.
         assert_eq!(check("１２３４５６６５４３２１"), vec!["common_password"]);
+    }
+
+    proptest::proptest! {
+        /// Never a panic; the length reasons follow the typed code points
+        /// exactly; normalising first never changes the verdict on length.
+        #[test]
+        fn length_reasons_follow_typed_code_points(password in "\\PC{0,140}") {
+            let reasons = check(&password);
+            let typed = password.chars().count();
+            proptest::prop_assert_eq!(reasons.contains(&"too_short"), typed < 12);
+            proptest::prop_assert_eq!(reasons.contains(&"too_long"), typed > 128);
+            proptest::prop_assert!(reasons.iter().all(|r| [
+                "too_short", "too_long", "common_password", "contains_email"
+            ].contains(r)));
+        }
     }
 }

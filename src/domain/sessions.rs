@@ -42,14 +42,25 @@ impl ClientType {
     }
 }
 
-/// What a successful login or refresh hands back.
-#[derive(Debug)]
+/// What a successful login or refresh hands back. `Debug` shows neither
+/// token.
 pub struct Issued {
     pub access_token: String,
     pub expires_in: i64,
     pub refresh_token: PlainToken,
     /// Seconds the refresh token can live (the cookie's Max-Age).
     pub refresh_max_age: i64,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("access_token", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &self.refresh_token)
+            .field("refresh_max_age", &self.refresh_max_age)
+            .finish()
+    }
 }
 
 pub async fn login(
@@ -59,7 +70,8 @@ pub async fn login(
     password: &str,
     client_type: ClientType,
 ) -> Result<Issued> {
-    let email = Email::parse(email)?;
+    // Accounts from before the current address rules log in by their old key.
+    let email = Email::parse(email).or_else(|_| Email::parse_legacy(email))?;
     if password.len() > MAX_LOGIN_PASSWORD_BYTES {
         return Err(Error::InvalidRequest("password is too long".into()));
     }
@@ -296,4 +308,30 @@ pub async fn logout(state: &AppState, ctx: &Context, presented: &str) -> Result<
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_neither_token() {
+        let Ok(refresh_token) = PlainToken::generate() else {
+            panic!("rng")
+        };
+        let secret_refresh = refresh_token.expose().to_owned();
+        let issued = Issued {
+            access_token: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl".into(),
+            expires_in: 900,
+            refresh_token,
+            refresh_max_age: 60,
+        };
+        let shown = format!("{issued:?}");
+        assert!(!shown.contains("eyJ"), "{shown}");
+        assert!(!shown.contains(&secret_refresh), "{shown}");
+        assert!(
+            shown.contains("[REDACTED]") && shown.contains("900"),
+            "{shown}"
+        );
+    }
 }

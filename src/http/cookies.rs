@@ -1,11 +1,25 @@
 //! The browser refresh cookie. `__Secure-` requires `Secure`; `HttpOnly`
 //! keeps scripts away from it; `SameSite=Strict` and `Path=/v1/auth` keep it
 //! off every request that does not need it.
-use axum::http::HeaderValue;
+//!
+//! A request must carry it at most once: a sibling subdomain can plant a
+//! second cookie of the same name (cookie tossing), and which one a server
+//! reads would then decide whose session the victim uses. Two or more are
+//! refused (`refresh_cookies` counts them over every `Cookie` header).
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum_extra::extract::cookie::{Cookie, SameSite};
+
+use crate::error::{Error, Result};
 
 pub const REFRESH_COOKIE: &str = "__Secure-authd_refresh";
 const PATH: &str = "/v1/auth";
+
+/// The `Set-Cookie` value that deletes the refresh cookie. A constant, so
+/// that error responses need no fallible conversion; a test checks that it
+/// is what the cookie crate renders for `clearing_cookie`.
+pub const CLEARING_HEADER: HeaderValue = HeaderValue::from_static(
+    "__Secure-authd_refresh=; HttpOnly; SameSite=Strict; Secure; Path=/v1/auth; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+);
 
 pub fn refresh_cookie(token: &str, max_age_secs: i64) -> Cookie<'static> {
     Cookie::build((REFRESH_COOKIE, token.to_owned()))
@@ -17,22 +31,93 @@ pub fn refresh_cookie(token: &str, max_age_secs: i64) -> Cookie<'static> {
         .build()
 }
 
-fn clearing_cookie() -> Cookie<'static> {
-    Cookie::build((REFRESH_COOKIE, ""))
-        .http_only(true)
-        .secure(true)
-        .same_site(SameSite::Strict)
-        .path(PATH)
-        .max_age(time::Duration::ZERO)
-        .expires(time::OffsetDateTime::UNIX_EPOCH)
-        .build()
+pub fn header(cookie: &Cookie<'_>) -> Result<HeaderValue> {
+    HeaderValue::from_str(&cookie.encoded().to_string()).map_err(|_| {
+        Error::Internal(anyhow::anyhow!(
+            "the refresh cookie is not a valid header value"
+        ))
+    })
 }
 
-pub fn header(cookie: &Cookie<'_>) -> HeaderValue {
-    // Cookie values are base64url and attributes fixed ASCII: always valid.
-    HeaderValue::from_str(&cookie.encoded().to_string()).unwrap_or(HeaderValue::from_static(""))
+/// The refresh cookie's values, in the order sent, across every `Cookie`
+/// header. Pairs that are not `name=value` are skipped, as browsers do.
+pub fn refresh_cookies(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| name.trim() == REFRESH_COOKIE)
+        .map(|(_, value)| value.trim())
+        .collect()
 }
 
-pub fn clearing_header() -> HeaderValue {
-    header(&clearing_cookie())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn clearing_cookie() -> Cookie<'static> {
+        Cookie::build((REFRESH_COOKIE, ""))
+            .http_only(true)
+            .secure(true)
+            .same_site(SameSite::Strict)
+            .path(PATH)
+            .max_age(time::Duration::ZERO)
+            .expires(time::OffsetDateTime::UNIX_EPOCH)
+            .build()
+    }
+
+    #[test]
+    fn the_clearing_header_is_the_clearing_cookie() {
+        let rendered = clearing_cookie().encoded().to_string();
+        assert_eq!(CLEARING_HEADER.to_str().ok(), Some(rendered.as_str()));
+    }
+
+    fn headers(values: &[String]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in values {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                map.append(header::COOKIE, value);
+            }
+        }
+        map
+    }
+
+    #[test]
+    fn counts_the_refresh_cookie_across_headers() {
+        let one = headers(&["a=1; __Secure-authd_refresh=abc; b=2".into()]);
+        assert_eq!(refresh_cookies(&one), ["abc"]);
+        let tossed = headers(&[
+            "__Secure-authd_refresh=mine".into(),
+            "x=1;__Secure-authd_refresh=theirs".into(),
+        ]);
+        assert_eq!(refresh_cookies(&tossed), ["mine", "theirs"]);
+        let look_alike = headers(&["__Secure-authd_refresh2=x; __secure-authd_refresh=y".into()]);
+        assert!(refresh_cookies(&look_alike).is_empty());
+    }
+
+    proptest! {
+        /// Whatever the headers hold: no panic, and every value returned
+        /// was sent under exactly the refresh cookie's name.
+        #[test]
+        fn parsing_never_panics_and_finds_only_the_refresh_cookie(
+            values in proptest::collection::vec("[ -~]{0,80}", 0..4),
+            planted in 0usize..3,
+        ) {
+            let mut values = values;
+            for i in 0..planted {
+                values.push(format!("{REFRESH_COOKIE}=v{i}"));
+            }
+            let map = headers(&values);
+            let found = refresh_cookies(&map);
+            prop_assert!(found.len() >= planted);
+            for value in found {
+                prop_assert!(values
+                    .iter()
+                    .any(|v| v.contains(REFRESH_COOKIE) && v.contains(value)));
+            }
+        }
+    }
 }

@@ -6,8 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum_extra::extract::CookieJar;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -15,8 +14,13 @@ use crate::domain::access_tokens::{self, AccessClaims};
 use crate::domain::audit;
 use crate::error::{Error, Result};
 use crate::http::client_ip::ClientIp;
-use crate::http::cookies::REFRESH_COOKIE;
+use crate::http::cookies;
+use crate::http::server::body::BodyTimedOut;
 use crate::state::AppState;
+
+/// Refresh tokens are 43 characters; openapi.yaml allows up to this many,
+/// and anything longer is a malformed request, not an unknown token.
+pub const MAX_REFRESH_TOKEN_CHARS: usize = 512;
 
 /// `axum::Json`, with rejections in our error format and error messages that
 /// never echo the offending input (it may be a password).
@@ -39,9 +43,19 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes>
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Error::PayloadTooLarge
             } else {
-                Error::InvalidRequest("the request body could not be read".into())
+                body_error(&rejection)
             }
         })
+}
+
+/// A body that could not be read: it stalled past its deadline (`408`), or
+/// the client broke it off (`400`).
+pub fn body_error(error: &(dyn std::error::Error + 'static)) -> Error {
+    if BodyTimedOut::is_cause_of(error) {
+        Error::RequestTimeout
+    } else {
+        Error::InvalidRequest("the request body could not be read".into())
+    }
 }
 
 fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T> {
@@ -99,7 +113,9 @@ struct RefreshBody {
 }
 
 /// The refresh token of a refresh or logout request: from a JSON body
-/// `{refresh_token}` when there is a body, else from the cookie.
+/// `{refresh_token}` when there is a body, else from the cookie. More than
+/// one refresh cookie is refused (see `cookies`), and so is a token longer
+/// than `MAX_REFRESH_TOKEN_CHARS`.
 pub struct RefreshCredential {
     pub token: Option<SecretString>,
     pub channel: Channel,
@@ -110,22 +126,27 @@ impl<S: Send + Sync> FromRequest<S> for RefreshCredential {
 
     async fn from_request(request: Request, state: &S) -> Result<Self> {
         let headers = request.headers().clone();
-        let jar = CookieJar::from_headers(&headers);
         let body = read_body(request, state).await?;
-        if body.iter().all(u8::is_ascii_whitespace) {
-            let token = jar
-                .get(REFRESH_COOKIE)
-                .map(|c| SecretString::from(c.value()));
-            return Ok(Self {
-                token,
-                channel: Channel::Cookie,
-            });
+        let (token, channel) = if body.iter().all(u8::is_ascii_whitespace) {
+            let token = match cookies::refresh_cookies(&headers)[..] {
+                [] => None,
+                [one] => Some(SecretString::from(one)),
+                [_, _, ..] => return Err(Error::InvalidRefreshToken),
+            };
+            (token, Channel::Cookie)
+        } else {
+            let parsed: RefreshBody = parse_json(&headers, &body)?;
+            (Some(parsed.refresh_token), Channel::Body)
+        };
+        if token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().chars().count() > MAX_REFRESH_TOKEN_CHARS)
+        {
+            return Err(Error::InvalidRequest(
+                "refresh_token must be at most 512 characters".into(),
+            ));
         }
-        let parsed: RefreshBody = parse_json(&headers, &body)?;
-        Ok(Self {
-            token: Some(parsed.refresh_token),
-            channel: Channel::Body,
-        })
+        Ok(Self { token, channel })
     }
 }
 
@@ -136,23 +157,25 @@ impl FromRequestParts<AppState> for Bearer {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(Error::InvalidToken)?;
-        let (scheme, token) = value.split_once(' ').ok_or(Error::InvalidToken)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(Error::InvalidToken);
-        }
-        let claims = access_tokens::verify(
-            &state.keys,
-            &state.settings.auth,
-            token.trim(),
-            state.clock.now(),
-        )?;
+        let token = bearer_token(&parts.headers).ok_or(Error::InvalidToken)?;
+        let claims =
+            access_tokens::verify(&state.keys, &state.settings.auth, token, state.clock.now())?;
         Ok(Bearer(claims))
     }
+}
+
+/// The token of the one `Authorization: Bearer <token>` header (scheme
+/// case-insensitive, RFC 7235), or `None` for anything else: no header,
+/// two headers, another scheme, or no token.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Where a request came from, for the audit log: client IP (as resolved by

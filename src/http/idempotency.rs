@@ -15,7 +15,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, response};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::Cookie;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use time::OffsetDateTime;
@@ -24,8 +23,8 @@ use tracing::Instrument;
 use crate::crypto::random::sha256;
 use crate::error::{Error, Result};
 use crate::http::client_ip::ClientIp;
-use crate::http::cookies::REFRESH_COOKIE;
-use crate::http::extract::Bearer;
+use crate::http::cookies::{self, REFRESH_COOKIE};
+use crate::http::extract::{Bearer, body_error};
 use crate::state::AppState;
 use crate::storage::idempotency::{self as store, Claim, KeyRow, StoredResponse};
 
@@ -126,28 +125,24 @@ async fn buffer(body: Body, limit: usize) -> Result<Bytes> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(Error::PayloadTooLarge),
-        Err(_) => Err(Error::InvalidRequest(
-            "the request body could not be read".into(),
-        )),
+        Err(e) => Err(body_error(&*e)),
     }
 }
 
-/// HMAC over method, path, the refresh cookie where it is a credential, and
-/// the body. Method and path hold no NUL and the cookie part has a fixed
-/// length, so the framing is unambiguous.
+/// HMAC over method, path, the refresh cookies where they are a credential,
+/// and the body. Method and path hold no NUL, and the cookie part is a count
+/// followed by that many fixed-length hashes, so the framing is unambiguous.
 fn fingerprint(idem: &Idempotency, parts: &Parts, body: &[u8]) -> [u8; 32] {
     let mut data = Vec::with_capacity(body.len() + 128);
     data.extend_from_slice(parts.method.as_str().as_bytes());
     data.push(0);
     data.extend_from_slice(parts.uri.path().as_bytes());
     data.push(0);
-    let jar = CookieJar::from_headers(&parts.headers);
-    match jar.get(REFRESH_COOKIE).filter(|_| idem.refresh_cookie) {
-        Some(cookie) => {
-            data.push(1);
-            data.extend_from_slice(&sha256(cookie.value().as_bytes()));
-        }
-        None => data.push(0),
+    let sent = cookies::refresh_cookies(&parts.headers);
+    let counted = if idem.refresh_cookie { sent.len() } else { 0 };
+    data.push(u8::try_from(counted).unwrap_or(u8::MAX));
+    for value in sent.iter().take(counted.min(usize::from(u8::MAX))) {
+        data.extend_from_slice(&sha256(value.as_bytes()));
     }
     data.extend_from_slice(body);
     idem.state.idempotency_key.hmac(&data)

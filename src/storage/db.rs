@@ -26,12 +26,18 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     if settings.create_if_missing {
         create_database_if_missing(&options).await?;
     }
-    let pool = PgPoolOptions::new()
+    Ok(pool_options(settings).connect_with(options).await?)
+}
+
+/// How the pool behaves. `acquire_timeout` bounds the whole wait for a
+/// connection (including connecting anew and the liveness check of an idle
+/// one), so it is how long a request waits while PostgreSQL is gone before
+/// it gets `503 unavailable`.
+pub fn pool_options(settings: &DatabaseSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
-        .connect_with(options)
-        .await?;
-    Ok(pool)
+        .test_before_acquire(true)
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Result<()> {

@@ -7,24 +7,84 @@ pub struct NewUser<'a> {
     pub id: Uuid,
     pub email: &'a str,
     pub email_key: &'a str,
+    pub email_skeleton: &'a str,
     pub password_hash: &'a str,
     pub email_verified: bool,
     pub now: OffsetDateTime,
 }
 
-/// Inserts the account unless the address is taken; true when inserted.
+/// Inserts the account unless the address, or a look-alike of it (same
+/// skeleton), is taken; true when inserted.
 pub async fn insert_if_absent(db: impl PgExecutor<'_>, user: &NewUser<'_>) -> sqlx::Result<bool> {
     let result = sqlx::query(
-        "INSERT INTO users (id, email, email_key, password_hash, email_verified, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6)
-         ON CONFLICT ON CONSTRAINT users_email_key_unique DO NOTHING",
+        "INSERT INTO users (id, email, email_key, email_skeleton, password_hash, email_verified,
+                            created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+         ON CONFLICT DO NOTHING",
     )
     .bind(user.id)
     .bind(user.email)
     .bind(user.email_key)
+    .bind(user.email_skeleton)
     .bind(user.password_hash)
     .bind(user.email_verified)
     .bind(user.now)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// The account that holds `email_key`, else one whose address has the same
+/// skeleton; the flag says whether it was the exact address.
+pub async fn find_taken(
+    db: impl PgExecutor<'_>,
+    email_key: &str,
+    email_skeleton: &str,
+) -> sqlx::Result<Option<(Uuid, bool)>> {
+    sqlx::query_as(
+        "SELECT id, email_key = $1 AS exact FROM users
+         WHERE email_key = $1 OR email_skeleton = $2
+         ORDER BY email_key = $1 DESC LIMIT 1",
+    )
+    .bind(email_key)
+    .bind(email_skeleton)
+    .fetch_optional(db)
+    .await
+}
+
+#[derive(Debug, FromRow)]
+pub struct MissingSkeleton {
+    pub id: Uuid,
+    pub email: String,
+    pub email_key: String,
+}
+
+/// Accounts without a skeleton (older than the rule, or look-alikes).
+pub async fn missing_skeletons(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<MissingSkeleton>> {
+    sqlx::query_as(
+        "SELECT id, email, email_key FROM users WHERE email_skeleton IS NULL ORDER BY created_at, id",
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Sets the canonical key and the skeleton, unless another account holds
+/// either; true when set.
+pub async fn set_skeleton(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    email_key: &str,
+    email_skeleton: &str,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE users SET email_key = $2, email_skeleton = $3
+         WHERE id = $1
+           AND NOT EXISTS (SELECT 1 FROM users o
+                           WHERE o.id <> $1 AND (o.email_key = $2 OR o.email_skeleton = $3))",
+    )
+    .bind(id)
+    .bind(email_key)
+    .bind(email_skeleton)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -55,22 +115,24 @@ pub async fn known_roles(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
         .await
 }
 
-pub async fn id_by_email_key(
-    db: impl PgExecutor<'_>,
-    email_key: &str,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar("SELECT id FROM users WHERE email_key = $1")
-        .bind(email_key)
-        .fetch_optional(db)
-        .await
-}
-
-#[derive(Debug, FromRow)]
+/// What login needs of an account. `Debug` hides the password hash.
+#[derive(FromRow)]
 pub struct LoginUser {
     pub id: Uuid,
     pub password_hash: String,
     pub email_verified: bool,
     pub disabled: bool,
+}
+
+impl std::fmt::Debug for LoginUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginUser")
+            .field("id", &self.id)
+            .field("password_hash", &"[REDACTED]")
+            .field("email_verified", &self.email_verified)
+            .field("disabled", &self.disabled)
+            .finish()
+    }
 }
 
 pub async fn find_for_login(
@@ -128,4 +190,25 @@ pub async fn profile_for_session(
     .bind(session_id)
     .fetch_optional(db)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_user_debug_hides_the_hash() {
+        let user = LoginUser {
+            id: Uuid::nil(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
+            email_verified: true,
+            disabled: false,
+        };
+        let shown = format!("{user:?}");
+        assert!(
+            !shown.contains("argon2") && !shown.contains("aGFzaGhhc2g"),
+            "{shown}"
+        );
+        assert!(shown.contains("[REDACTED]"), "{shown}");
+    }
 }

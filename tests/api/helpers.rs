@@ -17,6 +17,9 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
+#[path = "fault_proxy.rs"]
+pub mod fault_proxy;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const REFRESH_COOKIE: &str = "__Secure-authd_refresh";
 
@@ -89,10 +92,43 @@ pub async fn spawn_until(
     let mut settings = test_settings();
     configure(&mut settings);
     let (db_name, pool) = create_database().await;
+    start(settings, pool.clone(), pool, db_name, shutdown).await
+}
+
+/// An app whose database connections go through a `FaultProxy` (the
+/// returned `TestApp::db` connects directly, for the test's own checks).
+pub async fn spawn_behind_proxy(
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, fault_proxy::FaultProxy) {
+    let mut settings = test_settings();
+    configure(&mut settings);
+    let (db_name, direct) = create_database().await;
+    let url: sqlx::postgres::PgConnectOptions = database_url(&db_name).parse().unwrap();
+    let upstream = tokio::net::lookup_host((url.get_host(), url.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = fault_proxy::FaultProxy::start(upstream).await;
+    let proxied = authd::storage::db::pool_options(&settings.database)
+        .connect_with(url.host("127.0.0.1").port(proxy.addr.port()))
+        .await
+        .unwrap();
+    let (app, _) = start(settings, proxied, direct, db_name, std::future::pending()).await;
+    (app, proxy)
+}
+
+async fn start(
+    settings: Settings,
+    app_pool: PgPool,
+    pool: PgPool,
+    db_name: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (TestApp, JoinHandle<std::io::Result<()>>) {
     let clock = Arc::new(OffsetClock::default());
     let master = MasterKey::generate().unwrap();
     let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let app = Application::with_pool(settings, pool.clone(), &master, dyn_clock)
+    let app = Application::with_pool(settings, app_pool, &master, dyn_clock)
         .await
         .expect("build app");
     let addr = app.local_addr().unwrap();

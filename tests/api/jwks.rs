@@ -115,8 +115,11 @@ async fn discovery_document_points_at_the_jwks() {
 async fn keys_sealed_under_another_master_key_are_refused() {
     let app = spawn_app().await;
     let other = authd::crypto::MasterKey::generate().unwrap();
-    app.rotate_keys_with(&other.derive(authd::domain::keys::SEALING_LABEL), true)
-        .await;
+    app.rotate_keys_with(
+        &other.derive(authd::domain::keys::SEALING_LABEL).unwrap(),
+        true,
+    )
+    .await;
     // The app cannot open the new active key, so it keeps its current keys.
     let reloaded = app.state.keys.reload(&app.db, app.clock.now()).await;
     let message = format!("{:#}", reloaded.err().unwrap());

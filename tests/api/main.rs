@@ -6,6 +6,8 @@ mod helpers;
 
 mod audit;
 mod cli;
+mod connections;
+mod emails;
 mod errors;
 mod health;
 mod hsts;
@@ -15,6 +17,7 @@ mod login;
 mod me;
 mod metrics;
 mod openapi;
+mod outage;
 mod overload;
 mod rate_limit;
 mod refresh;

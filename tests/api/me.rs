@@ -21,7 +21,8 @@ async fn me_returns_the_callers_account() {
         .await
         .unwrap();
     assert_eq!(body["user_id"], user_id.to_string());
-    assert_eq!(body["email"], "Oscar@Example.com");
+    // The local part keeps its case; the domain is in its UTS #46 form.
+    assert_eq!(body["email"], "Oscar@example.com");
     assert_eq!(body["email_verified"], false);
     assert_eq!(body["roles"], json!(["user"]));
     assert_eq!(body["mfa_enabled"], false);

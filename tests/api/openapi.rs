@@ -12,7 +12,7 @@ fn spec() -> Value {
 #[tokio::test]
 async fn openapi_lists_exactly_the_routes_the_router_serves() {
     let app = spawn_app().await;
-    let (_, table) = authd::http::build(app.state.clone());
+    let (_, table) = authd::http::build(app.state.clone()).unwrap();
     let served: BTreeSet<(String, String)> = table
         .0
         .iter()
@@ -82,6 +82,8 @@ fn fixed_errors() -> Vec<authd::Error> {
             retry_after_secs: 1,
         },
         Overloaded,
+        Unavailable(sqlx::Error::PoolTimedOut),
+        RequestTimeout,
         NotFound,
         MethodNotAllowed,
         NotReady,

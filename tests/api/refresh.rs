@@ -236,11 +236,30 @@ async fn cookie_max_age_never_outlives_the_absolute_lifetime() {
 #[tokio::test]
 async fn unknown_and_malformed_tokens_are_refused_and_the_cookie_cleared() {
     let app = spawn_app().await;
-    for token in ["", "garbage", &"A".repeat(43), &"x".repeat(600)] {
+    for token in ["", "garbage", &"A".repeat(43), &"x".repeat(512)] {
         let response = app.refresh_cookie(token).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token}");
         assert_cleared(&response);
     }
+    // Longer than openapi.yaml's maxLength: a malformed request, by either
+    // channel, and never looked up.
+    let too_long = "x".repeat(513);
+    for response in [
+        app.refresh_cookie(&too_long).await,
+        app.refresh_body(&too_long).await,
+    ] {
+        assert_eq!(
+            error_code(response).await,
+            (StatusCode::BAD_REQUEST, "invalid_request".into())
+        );
+    }
+    let logout = app
+        .post_json(
+            "/v1/auth/logout",
+            &serde_json::json!({ "refresh_token": too_long }),
+        )
+        .await;
+    assert_eq!(logout.status(), StatusCode::BAD_REQUEST);
     let none = app
         .client
         .post(app.url("/v1/auth/refresh"))
@@ -255,6 +274,45 @@ async fn unknown_and_malformed_tokens_are_refused_and_the_cookie_cleared() {
         app.refresh_body("nope").await.status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+#[tokio::test]
+async fn two_refresh_cookies_are_refused_whichever_comes_first() {
+    let app = spawn_with(|s| s.auth.refresh_reuse_leeway_secs = 0).await;
+    let victim = web_login(&app, "victim@example.com").await;
+    let attacker = web_login(&app, "attacker@example.com").await;
+    // A sibling subdomain planted its own cookie of the same name; the
+    // browser sends both, in either order, in one header or two.
+    let tossed = [
+        vec![format!(
+            "{REFRESH_COOKIE}={victim}; {REFRESH_COOKIE}={attacker}"
+        )],
+        vec![format!(
+            "{REFRESH_COOKIE}={attacker}; {REFRESH_COOKIE}={victim}"
+        )],
+        vec![
+            format!("{REFRESH_COOKIE}={victim}"),
+            format!("{REFRESH_COOKIE}={attacker}"),
+        ],
+    ];
+    for cookies in tossed {
+        for path in ["/v1/auth/refresh", "/v1/auth/logout"] {
+            let mut request = app.client.post(app.url(path));
+            for cookie in &cookies {
+                request = request.header("cookie", cookie);
+            }
+            let response = request.send().await.unwrap();
+            assert_cleared(&response);
+            assert_eq!(
+                error_code(response).await,
+                (StatusCode::UNAUTHORIZED, "invalid_refresh_token".into()),
+                "{path} {cookies:?}"
+            );
+        }
+    }
+    // Neither session was used, rotated or ended.
+    assert_eq!(app.refresh_cookie(&victim).await.status(), StatusCode::OK);
+    assert_eq!(app.refresh_cookie(&attacker).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]

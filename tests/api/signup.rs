@@ -83,6 +83,50 @@ async fn weak_passwords_are_refused_with_every_reason() {
 }
 
 #[tokio::test]
+async fn password_length_counts_the_characters_typed_not_their_nfkc_expansion() {
+    let app = spawn_app().await;
+    // U+FDFA is one character that NFKC expands to eighteen; ¼ becomes
+    // three. Typed, these are 1, 4 and 11 characters.
+    for password in ["\u{FDFA}", "¼¼¼¼", "\u{FDFA}¼¼¼¼¼¼¼¼¼¼"] {
+        let response = app.signup("dana@example.com", password).await;
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["reasons"], json!(["too_short"]), "{password}");
+    }
+    // Twelve such characters are twelve characters: accepted, and the
+    // login compares NFKC forms, as it always did.
+    let twelve = "\u{FDFA}¼¼¼¼¼¼¼¼¼¼¼";
+    assert_eq!(app.signup("dana@example.com", twelve).await.status(), 202);
+    assert_eq!(
+        app.login("dana@example.com", twelve, "native")
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_account_made_under_the_old_length_rule_still_logs_in() {
+    let app = spawn_app().await;
+    app.create_user("old@example.com").await;
+    // What the old rule let through: "¼¼¼¼" counted 12 after NFKC.
+    let hash = app
+        .state
+        .passwords
+        .hash(secrecy::SecretString::from(
+            authd::domain::password_policy::normalize("¼¼¼¼"),
+        ))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET password_hash = $1")
+        .bind(hash)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let login = app.login("old@example.com", "¼¼¼¼", "native").await;
+    assert_eq!(login.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn invalid_emails_are_refused() {
     let app = spawn_app().await;
     let long = format!("{}@{}.com", "a".repeat(60), "b".repeat(200));

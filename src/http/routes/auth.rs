@@ -71,7 +71,7 @@ async fn attempt_login(state: &AppState, ctx: &Context, body: LoginRequest) -> R
     };
     let password = body.password.expose_secret();
     let issued = sessions::login(state, ctx, &body.email, password, client_type).await?;
-    Ok(token_response(issued, channel))
+    token_response(issued, channel)
 }
 
 fn login_outcome<T>(result: &Result<T>) -> LoginOutcome {
@@ -106,7 +106,7 @@ async fn rotate(
 ) -> Result<Response> {
     let token = credential.token.ok_or(Error::InvalidRefreshToken)?;
     let issued = sessions::refresh(state, ctx, token.expose_secret()).await?;
-    Ok(token_response(issued, credential.channel))
+    token_response(issued, credential.channel)
 }
 
 fn refresh_outcome<T>(result: &Result<T>) -> RefreshOutcome {
@@ -127,7 +127,7 @@ pub async fn logout(
     }
     Ok((
         StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, cookies::clearing_header())],
+        [(header::SET_COOKIE, cookies::CLEARING_HEADER)],
     )
         .into_response())
 }
@@ -143,7 +143,7 @@ struct TokenBody<'a> {
 
 /// Web clients get the refresh token only as a cookie, native clients only
 /// in the body.
-fn token_response(issued: Issued, channel: Channel) -> Response {
+fn token_response(issued: Issued, channel: Channel) -> Result<Response> {
     let body = TokenBody {
         access_token: &issued.access_token,
         token_type: "Bearer",
@@ -155,7 +155,7 @@ fn token_response(issued: Issued, channel: Channel) -> Response {
         let cookie = cookies::refresh_cookie(issued.refresh_token.expose(), issued.refresh_max_age);
         response
             .headers_mut()
-            .insert(header::SET_COOKIE, cookies::header(&cookie));
+            .insert(header::SET_COOKIE, cookies::header(&cookie)?);
     }
-    response
+    Ok(response)
 }
