@@ -13,8 +13,8 @@
 # the glibc versions match.
 FROM rust:1-bookworm AS build
 
-# aws-lc-sys (under aws-lc-rs, rustls and jsonwebtoken) compiles AWS-LC from
-# C sources. The image already has a C compiler; on x86_64/aarch64 Linux the
+# aws-lc-sys (under aws-lc-rs, rustls and jsonwebtoken) compiles AWS-LC, and
+# tikv-jemalloc-sys compiles jemalloc (with make), from C sources. The image already has a C compiler; on x86_64/aarch64 Linux the
 # cc-based builder needs nothing else, but cmake is its fallback builder on
 # other targets, so install it to keep the build independent of the platform.
 RUN apt-get update \
@@ -25,10 +25,14 @@ WORKDIR /build
 
 # 1. Dependencies only: build the dependency graph against placeholder crate
 #    roots, so this layer is reused until Cargo.toml or Cargo.lock changes.
+#    The benchmark is a workspace member: its manifest must be there for
+#    cargo to load the workspace, though only the service is built.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+COPY bench/Cargo.toml bench/
+RUN mkdir -p src bench/src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
+    && echo 'fn main() {}' > bench/src/main.rs \
     && cargo build --release --locked \
     && rm -rf src
 

@@ -76,8 +76,9 @@ pub struct HttpSettings {
     /// Connections served at once; 0 derives it from `RLIMIT_NOFILE`.
     pub max_connections: usize,
     /// Extra connections, beyond `max_connections`, that serve only the
-    /// probes (`/healthz`, `/readyz`).
+    /// probes (`/healthz`, `/readyz`), to peers in `probe_networks`.
     pub reserved_connections: usize,
+    pub probe_networks: Vec<IpNet>,
     /// Connections one client address may hold (trusted proxies exempt).
     pub max_connections_per_peer: usize,
     pub header_read_timeout_secs: u64,

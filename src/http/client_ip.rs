@@ -120,4 +120,37 @@ mod tests {
             ip("10.0.0.1")
         );
     }
+
+    proptest::proptest! {
+        /// Whatever the header holds: no panic; an untrusted peer is always
+        /// the client; otherwise the client is the peer or an address that
+        /// appears in the header, and never a trusted one unless every hop
+        /// is trusted.
+        #[test]
+        fn forwarded_for_parsing_keeps_its_invariants(
+            peer in proptest::arbitrary::any::<[u8; 4]>(),
+            header in "[0-9a-f.:, ]{0,120}",
+            hops in proptest::collection::vec(proptest::arbitrary::any::<[u8; 4]>(), 0..5),
+        ) {
+            let nets: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+            let proxies = TrustedProxies::new(&nets);
+            let peer = IpAddr::from(peer);
+            let listed: Vec<String> = hops.iter().map(|h| IpAddr::from(*h).to_string()).collect();
+            let header = format!("{header},{}", listed.join(","));
+            let client = proxies.client_ip(peer, Some(&header));
+            if !proxies.trusts(peer) {
+                proptest::prop_assert_eq!(client, canonical(peer));
+            } else {
+                let parsed: Vec<IpAddr> = header
+                    .split(',')
+                    .filter_map(|h| h.trim().parse::<IpAddr>().ok())
+                    .map(canonical)
+                    .collect();
+                proptest::prop_assert!(client == canonical(peer) || parsed.contains(&client));
+                if proxies.trusts(client) {
+                    proptest::prop_assert!(parsed.iter().all(|ip| proxies.trusts(*ip)));
+                }
+            }
+        }
+    }
 }

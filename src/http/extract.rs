@@ -214,3 +214,47 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
             .map_err(|_| Error::InvalidRequest("invalid query parameters".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in values {
+            if let Ok(value) = HeaderValue::from_bytes(value) {
+                map.append(header::AUTHORIZATION, value);
+            }
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_tokens_are_taken_only_from_one_bearer_header() {
+        assert_eq!(
+            bearer_token(&headers(&[b"Bearer abc.def"])),
+            Some("abc.def")
+        );
+        assert_eq!(bearer_token(&headers(&[b"bearer  abc "])), Some("abc"));
+        for bad in [&b"Basic abc"[..], b"Bearer", b"Bearer ", b"Bearerabc", b""] {
+            assert_eq!(bearer_token(&headers(&[bad])), None, "{bad:?}");
+        }
+        assert_eq!(bearer_token(&headers(&[b"Bearer a", b"Bearer b"])), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
+
+    proptest::proptest! {
+        /// Whatever the header: no panic, and a token comes back only from
+        /// a `Bearer` scheme, non-empty and without surrounding spaces.
+        #[test]
+        fn the_bearer_parser_never_panics(value in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..200)) {
+            let map = headers(&[&value]);
+            if let Some(token) = bearer_token(&map) {
+                let text = String::from_utf8_lossy(&value);
+                proptest::prop_assert!(text.to_ascii_lowercase().starts_with("bearer "));
+                proptest::prop_assert!(!token.is_empty() && token.trim() == token);
+            }
+        }
+    }
+}

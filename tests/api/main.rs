@@ -9,6 +9,7 @@ mod cli;
 mod connections;
 mod emails;
 mod errors;
+mod flood;
 mod health;
 mod hsts;
 mod idempotency;

@@ -3,9 +3,10 @@
 //! The rule: no client, and no crowd of clients, can make the process run
 //! out of file descriptors or starve the probes. Connections up to
 //! `max_connections` serve everything; beyond it, a small reserve serves
-//! only `/healthz` and `/readyz` (at most `RESERVE_PER_PEER` per address, so
-//! one flooding address cannot take the reserve too); beyond that, a new
-//! connection is closed at once. Each address holds at most
+//! only `/healthz` and `/readyz`, and only to peers in `probe_networks` or
+//! `trusted_proxies` (at most `RESERVE_PER_PEER` per address, so one
+//! address cannot take the whole reserve); beyond that, a new connection is
+//! closed at once. Each address holds at most
 //! `max_connections_per_peer`, except trusted proxies, behind which every
 //! client shares one address.
 use ipnet::IpNet;
@@ -35,7 +36,10 @@ pub struct ConnectionLimits {
     max: usize,
     reserve: usize,
     per_peer: usize,
+    /// Peers without a per-peer cap: trusted proxies.
     exempt: Vec<IpNet>,
+    /// Peers the reserve serves: probe networks and trusted proxies.
+    probes: Vec<IpNet>,
     counts: Mutex<Counts>,
 }
 
@@ -89,41 +93,50 @@ pub struct Permit {
 }
 
 impl ConnectionLimits {
-    pub fn new(max: usize, reserve: usize, per_peer: usize, exempt: &[IpNet]) -> Arc<Self> {
+    pub fn new(
+        max: usize,
+        reserve: usize,
+        per_peer: usize,
+        exempt: &[IpNet],
+        probes: &[IpNet],
+    ) -> Arc<Self> {
         Arc::new(Self {
             max,
             reserve,
             per_peer,
             exempt: exempt.to_vec(),
+            probes: probes.iter().chain(exempt).copied().collect(),
             counts: Mutex::default(),
         })
     }
 
-    /// The public listener's limits: `max` comes from `budget`.
+    /// The public listener's limits: `max` comes from `max_connections`.
     pub fn public(settings: &HttpSettings, max: usize) -> Arc<Self> {
         Self::new(
             max,
             settings.reserved_connections,
             settings.max_connections_per_peer,
             &settings.trusted_proxies,
+            &settings.probe_networks,
         )
     }
 
     /// The admin listener's: a fixed cap, no reserve, no per-peer rule.
     pub fn admin() -> Arc<Self> {
-        Self::new(ADMIN_MAX_CONNECTIONS, 0, ADMIN_MAX_CONNECTIONS, &[])
+        Self::new(ADMIN_MAX_CONNECTIONS, 0, ADMIN_MAX_CONNECTIONS, &[], &[])
     }
 
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Admission {
         let peer = canonical(peer);
         let exempt = self.exempt.iter().any(|net| net.contains(&peer));
+        let probe = self.probes.iter().any(|net| net.contains(&peer));
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = counts.peers.get(&peer).copied().unwrap_or_default();
         let reserve = if !exempt && mine.normal >= self.per_peer {
             return Admission::Refused(Refusal::PeerLimit);
         } else if counts.normal < self.max {
             false
-        } else if counts.reserve < self.reserve && mine.reserve < RESERVE_PER_PEER {
+        } else if probe && counts.reserve < self.reserve && mine.reserve < RESERVE_PER_PEER {
             true
         } else {
             return Admission::Refused(Refusal::Full);
@@ -254,7 +267,7 @@ mod tests {
 
     #[test]
     fn caps_per_peer_then_in_all_then_the_reserve() {
-        let limits = ConnectionLimits::new(3, 3, 2, &[]);
+        let limits = ConnectionLimits::new(3, 3, 2, &[], &["127.0.0.0/8".parse().unwrap()]);
         let a: Vec<_> = (0..3).map(|_| limits.admit(ip(1))).collect();
         assert_eq!(
             a.iter().map(kind).collect::<Vec<_>>(),
@@ -279,9 +292,17 @@ mod tests {
     }
 
     #[test]
+    fn the_reserve_serves_only_probe_networks() {
+        let limits = ConnectionLimits::new(1, 4, 4, &[], &["10.0.0.0/8".parse().unwrap()]);
+        let _held = limits.admit(ip(1));
+        assert_eq!(kind(&limits.admit(ip(2))), "full");
+        assert_eq!(kind(&limits.admit(IpAddr::from([10, 1, 2, 3]))), "reserve");
+    }
+
+    #[test]
     fn trusted_proxies_have_no_per_peer_cap() {
         let nets: Vec<IpNet> = vec!["127.0.0.9/32".parse().unwrap()];
-        let limits = ConnectionLimits::new(10, 0, 1, &nets);
+        let limits = ConnectionLimits::new(10, 0, 1, &nets, &[]);
         let held: Vec<_> = (0..5).map(|_| limits.admit(ip(9))).collect();
         assert!(held.iter().all(|a| kind(a) == "normal"));
     }

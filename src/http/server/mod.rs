@@ -57,9 +57,11 @@ pub async fn serve(listener: Listener, stop: watch::Receiver<bool>) -> std::io::
     loop {
         let accepted = tokio::select! {
             accepted = listener.socket.accept() => accepted,
+            // Reaped as they end: a finished task's memory is held until
+            // it is joined.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = stopped.wait_for(|stop| *stop) => break,
         };
-        while connections.try_join_next().is_some() {}
         let (stream, peer) = match accepted {
             Ok(accepted) => {
                 backoff = MIN_BACKOFF;
