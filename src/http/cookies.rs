@@ -40,16 +40,21 @@ pub fn header(cookie: &Cookie<'_>) -> Result<HeaderValue> {
 }
 
 /// The refresh cookie's values, in the order sent, across every `Cookie`
-/// header. Pairs that are not `name=value` are skipped, as browsers do.
-pub fn refresh_cookies(headers: &HeaderMap) -> Vec<&str> {
+/// header. Pairs that are not `name=value` are skipped, as browsers do. A
+/// header with bytes outside ASCII is read lossily rather than skipped, so
+/// that it cannot hide a second refresh cookie.
+pub fn refresh_cookies(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| name.trim() == REFRESH_COOKIE)
-        .map(|(_, value)| value.trim())
+        .flat_map(|value| {
+            String::from_utf8_lossy(value.as_bytes())
+                .split(';')
+                .filter_map(|pair| pair.trim().split_once('='))
+                .filter(|(name, _)| name.trim() == REFRESH_COOKIE)
+                .map(|(_, value)| value.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -116,7 +121,7 @@ mod tests {
             for value in found {
                 prop_assert!(values
                     .iter()
-                    .any(|v| v.contains(REFRESH_COOKIE) && v.contains(value)));
+                    .any(|v| v.contains(REFRESH_COOKIE) && v.contains(value.as_str())));
             }
         }
     }

@@ -126,27 +126,36 @@ impl<S: Send + Sync> FromRequest<S> for RefreshCredential {
 
     async fn from_request(request: Request, state: &S) -> Result<Self> {
         let headers = request.headers().clone();
-        let body = read_body(request, state).await?;
-        let (token, channel) = if body.iter().all(u8::is_ascii_whitespace) {
-            let token = match cookies::refresh_cookies(&headers)[..] {
-                [] => None,
-                [one] => Some(SecretString::from(one)),
-                [_, _, ..] => return Err(Error::InvalidRefreshToken),
-            };
-            (token, Channel::Cookie)
-        } else {
-            let parsed: RefreshBody = parse_json(&headers, &body)?;
-            (Some(parsed.refresh_token), Channel::Body)
+        // Checked whichever channel carries the token: a tossed or
+        // oversized cookie makes the whole request suspect.
+        let cookie = match cookies::refresh_cookies(&headers)[..] {
+            [] => None,
+            [ref one] => Some(SecretString::from(one.as_str())),
+            [_, _, ..] => return Err(Error::InvalidRefreshToken),
         };
-        if token
-            .as_ref()
-            .is_some_and(|t| t.expose_secret().chars().count() > MAX_REFRESH_TOKEN_CHARS)
-        {
-            return Err(Error::InvalidRequest(
-                "refresh_token must be at most 512 characters".into(),
-            ));
+        check_length(cookie.as_ref())?;
+        let body = read_body(request, state).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self {
+                token: cookie,
+                channel: Channel::Cookie,
+            });
         }
-        Ok(Self { token, channel })
+        let parsed: RefreshBody = parse_json(&headers, &body)?;
+        check_length(Some(&parsed.refresh_token))?;
+        Ok(Self {
+            token: Some(parsed.refresh_token),
+            channel: Channel::Body,
+        })
+    }
+}
+
+fn check_length(token: Option<&SecretString>) -> Result<()> {
+    match token {
+        Some(t) if t.expose_secret().chars().count() > MAX_REFRESH_TOKEN_CHARS => Err(
+            Error::InvalidRequest("refresh_token must be at most 512 characters".into()),
+        ),
+        _ => Ok(()),
     }
 }
 

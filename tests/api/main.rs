@@ -7,6 +7,7 @@ mod helpers;
 mod audit;
 mod cli;
 mod connections;
+mod contract;
 mod emails;
 mod errors;
 mod flood;

@@ -310,6 +310,17 @@ async fn two_refresh_cookies_are_refused_whichever_comes_first() {
             );
         }
     }
+    // Also when the token comes in the body: the cookies make the request
+    // suspect whichever channel carries the token.
+    let with_body = app
+        .client
+        .post(app.url("/v1/auth/refresh"))
+        .header("cookie", format!("{REFRESH_COOKIE}=a; {REFRESH_COOKIE}=b"))
+        .json(&serde_json::json!({ "refresh_token": victim }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_body.status(), StatusCode::UNAUTHORIZED);
     // Neither session was used, rotated or ended.
     assert_eq!(app.refresh_cookie(&victim).await.status(), StatusCode::OK);
     assert_eq!(app.refresh_cookie(&attacker).await.status(), StatusCode::OK);
@@ -433,6 +444,33 @@ async fn cors_preflight_is_answered_only_for_allowed_origins() {
         "https://app.example.com"
     );
     assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
+    // Exactly what the README's CORS paragraph lists.
+    assert_eq!(ok.headers()["access-control-allow-methods"], "GET,POST");
+    assert_eq!(
+        ok.headers()["access-control-allow-headers"],
+        "content-type,authorization,x-request-id,idempotency-key"
+    );
+    assert_eq!(ok.headers()["access-control-max-age"], "600");
     let evil = preflight("https://evil.example.net").await.unwrap();
     assert!(evil.headers().get("access-control-allow-origin").is_none());
+    // Every route, the discovery documents included, answers CORS requests
+    // with the same rules, and exposes these response headers.
+    for path in ["/.well-known/jwks.json", "/v1/me"] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .header("origin", "https://app.example.com")
+            .send()
+            .await
+            .unwrap();
+        let headers = response.headers();
+        assert_eq!(
+            headers["access-control-allow-origin"],
+            "https://app.example.com"
+        );
+        assert_eq!(
+            headers["access-control-expose-headers"],
+            "x-request-id,retry-after,idempotent-replayed"
+        );
+    }
 }
