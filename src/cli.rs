@@ -193,7 +193,8 @@ async fn keys_command(
         KeysCommand::Rotate { immediately } => {
             let (pool, master, audit) = operator_context(&settings, &clock).await?;
             let sealing = master.derive(keys::SEALING_LABEL)?;
-            let rotation = settings.keys.rotation(&settings.auth, immediately);
+            let rotation =
+                keys::Rotation::from_settings(&settings.keys, &settings.auth, immediately);
             let kid =
                 keys::rotate(&pool, &sealing, (&audit, &Context::cli()), rotation, now).await?;
             println!(

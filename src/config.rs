@@ -168,24 +168,6 @@ pub struct KeySettings {
     pub reload_secs: u64,
 }
 
-impl KeySettings {
-    pub fn rotation(
-        &self,
-        auth: &AuthSettings,
-        immediately: bool,
-    ) -> crate::domain::keys::Rotation {
-        crate::domain::keys::Rotation {
-            bits: self.rsa_bits,
-            token_ttl: time::Duration::seconds(auth.access_token_ttl_secs),
-            activation_delay: time::Duration::seconds(if immediately {
-                0
-            } else {
-                self.activation_delay_secs
-            }),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSettings {

@@ -15,6 +15,7 @@ use crate::crypto::MasterKey;
 use crate::domain::audit::AuditLog;
 use crate::domain::keys::{self, KeyStore};
 use crate::domain::passwords::Passwords;
+use crate::domain::services::Services;
 use crate::domain::throttle;
 use crate::http;
 use crate::http::rate_limit::RateLimiters;
@@ -29,6 +30,7 @@ pub struct Application {
     public: server::Listener,
     admin: server::Listener,
     state: AppState,
+    rate_limiters: RateLimiters,
 }
 
 /// Bound on closing the database pool once the listeners are done: closing
@@ -62,9 +64,10 @@ impl Application {
         let timeouts = Timeouts::from_settings(http_settings);
         let public_limits = ConnectionLimits::public(http_settings, max_connections);
         let state = build_state(settings, pool, master, clock).await?;
+        let (router, rate_limiters) = http::router(state.clone())?;
         let public = server::Listener {
             socket: TcpListener::bind(state.settings.http.addr).await?,
-            router: http::router(state.clone())?,
+            router,
             limits: public_limits,
             timeouts,
             metrics: state.metrics.connections("public")?,
@@ -80,6 +83,7 @@ impl Application {
             public,
             admin,
             state,
+            rate_limiters,
         })
     }
 
@@ -103,7 +107,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let maintenance = tokio::spawn(maintain(self.state.clone()));
+        let maintenance = tokio::spawn(maintain(self.state.clone(), self.rate_limiters));
         let (stop, stopping) = watch::channel(false);
         let public = server::serve(self.public, stopping.clone());
         let admin = server::serve(self.admin, stopping);
@@ -148,19 +152,20 @@ pub async fn build_state(
     let passwords =
         tokio::task::spawn_blocking(move || Passwords::new(&password_settings, pool_metrics))
             .await??;
-    let rate_limiters = RateLimiters::new(&settings.rate_limit, &metrics)?;
     let audit = AuditLog::load_or_create(&pool, master, clock.now()).await?;
-    Ok(AppState(Arc::new(App {
+    let services = Services {
         throttle_key: master.derive(throttle::SUBJECT_LABEL)?,
-        idempotency_key: master.derive(http::idempotency::FINGERPRINT_LABEL)?,
         settings,
         db: pool,
         clock,
         keys: key_store,
         passwords,
-        rate_limiters,
         audit,
         metrics,
+    };
+    Ok(AppState(Arc::new(App {
+        services,
+        idempotency_key: master.derive(http::idempotency::FINGERPRINT_LABEL)?,
     })))
 }
 
@@ -177,7 +182,7 @@ async fn check_default_roles(pool: &PgPool, roles: &[String]) -> anyhow::Result<
 
 /// Periodic upkeep: reload keys (rotation on another replica), drop expired
 /// sessions, throttle rows and idempotency keys, trim rate-limiter memory.
-async fn maintain(state: AppState) {
+async fn maintain(state: AppState, rate_limiters: RateLimiters) {
     let mut tick =
         tokio::time::interval(Duration::from_secs(state.settings.keys.reload_secs.max(1)));
     tick.tick().await;
@@ -198,7 +203,7 @@ async fn maintain(state: AppState) {
         if let Err(e) = idempotency_store::purge_expired(&state.db, keys_expired_before).await {
             tracing::warn!(error = %e, "idempotency key purge failed");
         }
-        state.rate_limiters.shrink();
+        rate_limiters.shrink();
     }
 }
 

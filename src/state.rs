@@ -1,29 +1,23 @@
-//! The one application state, shared by every handler and background task.
-use sqlx::PgPool;
+//! The one application state, shared by every handler and background task:
+//! the domain's `Services`, plus what only HTTP needs. It derefs to
+//! `Services`, so a handler passes `&state` to a domain function as is.
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::clock::Clock;
-use crate::config::Settings;
 use crate::crypto::DataKey;
-use crate::domain::audit::AuditLog;
-use crate::domain::keys::KeyStore;
-use crate::domain::passwords::Passwords;
-use crate::http::rate_limit::RateLimiters;
-use crate::metrics::Metrics;
+use crate::domain::services::Services;
 
 pub struct App {
-    pub settings: Settings,
-    pub db: PgPool,
-    pub clock: Arc<dyn Clock>,
-    pub keys: KeyStore,
-    pub passwords: Passwords,
-    pub throttle_key: DataKey,
+    pub services: Services,
     /// Keys the fingerprints of idempotent requests (see `http::idempotency`).
     pub idempotency_key: DataKey,
-    pub rate_limiters: RateLimiters,
-    pub audit: AuditLog,
-    pub metrics: Metrics,
+}
+
+impl Deref for App {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 #[derive(Clone)]

@@ -10,11 +10,11 @@ use uuid::Uuid;
 use crate::domain::audit::{Context, Event, Kind};
 use crate::domain::email::{self, Email};
 use crate::domain::password_policy;
+use crate::domain::services::Services;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 use crate::storage::users::{self, NewUser, Profile};
 
-pub async fn signup(state: &AppState, ctx: &Context, email: &str, password: &str) -> Result<()> {
+pub async fn signup(state: &Services, ctx: &Context, email: &str, password: &str) -> Result<()> {
     let email = Email::parse(email)?;
     let reasons = password_policy::violations(password, &email, &state.settings.password);
     if !reasons.is_empty() {
@@ -54,7 +54,7 @@ pub async fn signup(state: &AppState, ctx: &Context, email: &str, password: &str
     Ok(())
 }
 
-pub async fn profile(state: &AppState, user_id: Uuid, session_id: Uuid) -> Result<Profile> {
+pub async fn profile(state: &Services, user_id: Uuid, session_id: Uuid) -> Result<Profile> {
     users::profile_for_session(&state.db, user_id, session_id)
         .await?
         .ok_or(Error::InvalidToken)

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use time::{Duration, OffsetDateTime};
 
+use crate::config::{AuthSettings, KeySettings};
 use crate::crypto::{DataKey, random};
 use crate::domain::audit::{AuditLog, Context, Event, Kind};
 use crate::storage::signing_keys::{self, StoredKey};
@@ -174,6 +175,22 @@ pub struct Rotation {
     pub token_ttl: Duration,
     /// Time between publication and first use.
     pub activation_delay: Duration,
+}
+
+impl Rotation {
+    /// The rotation the settings ask for; `immediately` skips the
+    /// activation delay (key compromise).
+    pub fn from_settings(keys: &KeySettings, auth: &AuthSettings, immediately: bool) -> Self {
+        Self {
+            bits: keys.rsa_bits,
+            token_ttl: Duration::seconds(auth.access_token_ttl_secs),
+            activation_delay: Duration::seconds(if immediately {
+                0
+            } else {
+                keys.activation_delay_secs
+            }),
+        }
+    }
 }
 
 /// Adds a key that signs from `now + activation_delay`; the key it replaces

@@ -10,5 +10,6 @@ pub mod master_key_rotation;
 pub mod password_policy;
 pub mod passwords;
 pub mod refresh_tokens;
+pub mod services;
 pub mod sessions;
 pub mod throttle;

@@ -17,9 +17,9 @@ use crate::domain::email::Email;
 use crate::domain::password_policy;
 use crate::domain::passwords::Verified;
 use crate::domain::refresh_tokens::PlainToken;
+use crate::domain::services::Services;
 use crate::domain::throttle::LoginAttempt;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 use crate::storage::sessions::{self as store, LiveSession, NewSession, Rotation};
 use crate::storage::users;
 
@@ -64,7 +64,7 @@ impl std::fmt::Debug for Issued {
 }
 
 pub async fn login(
-    state: &AppState,
+    state: &Services,
     ctx: &Context,
     email: &str,
     password: &str,
@@ -144,7 +144,7 @@ pub async fn login(
 }
 
 async fn open_session(
-    state: &AppState,
+    state: &Services,
     ctx: &Context,
     user_id: Uuid,
     client_type: ClientType,
@@ -186,12 +186,12 @@ async fn open_session(
     issue(state, &live, token, now)
 }
 
-fn idle_expiry(state: &AppState, now: OffsetDateTime, absolute: OffsetDateTime) -> OffsetDateTime {
+fn idle_expiry(state: &Services, now: OffsetDateTime, absolute: OffsetDateTime) -> OffsetDateTime {
     (now + Duration::seconds(state.settings.auth.session_idle_ttl_secs)).min(absolute)
 }
 
 fn issue(
-    state: &AppState,
+    state: &Services,
     session: &LiveSession,
     refresh_token: PlainToken,
     now: OffsetDateTime,
@@ -213,7 +213,7 @@ fn issue(
     })
 }
 
-pub async fn refresh(state: &AppState, ctx: &Context, presented: &str) -> Result<Issued> {
+pub async fn refresh(state: &Services, ctx: &Context, presented: &str) -> Result<Issued> {
     let presented = PlainToken::parse(presented).ok_or(Error::InvalidRefreshToken)?;
     let now = state.clock.now();
     let (session, child) = rotate(state, ctx, &presented, now).await?;
@@ -224,7 +224,7 @@ pub async fn refresh(state: &AppState, ctx: &Context, presented: &str) -> Result
 /// applies the reuse rules. Public so the benchmark measures exactly this
 /// SQL without HTTP or JWT work.
 pub async fn rotate(
-    state: &AppState,
+    state: &Services,
     ctx: &Context,
     presented: &PlainToken,
     now: OffsetDateTime,
@@ -242,7 +242,7 @@ pub async fn rotate(
 /// A token that is unknown or already spent: within the leeway it yields
 /// one more child; otherwise it is reuse and the whole session is revoked.
 async fn rotate_spent(
-    state: &AppState,
+    state: &Services,
     ctx: &Context,
     hash: &[u8],
     child: PlainToken,
@@ -293,7 +293,7 @@ async fn rotate_spent(
 
 /// Revokes the session the token belongs to. Unknown tokens are fine: logout
 /// is idempotent.
-pub async fn logout(state: &AppState, ctx: &Context, presented: &str) -> Result<()> {
+pub async fn logout(state: &Services, ctx: &Context, presented: &str) -> Result<()> {
     let Some(token) = PlainToken::parse(presented) else {
         return Ok(());
     };

@@ -24,6 +24,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::Error;
 use crate::state::AppState;
+use rate_limit::RateLimiters;
 use routes::{activity, auth, health, me, well_known};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -36,15 +37,16 @@ pub struct RouteTable(pub Vec<(Method, &'static str)>);
 impl RouteTable {
     /// Serves `handler` for exactly `method` on `path`. A method axum cannot
     /// route on its own is an error, never a silent fallback to another.
-    fn add<H, T>(
+    fn add<S, H, T>(
         &mut self,
-        router: Router<AppState>,
+        router: Router<S>,
         method: Method,
         path: &'static str,
         handler: H,
-    ) -> anyhow::Result<Router<AppState>>
+    ) -> anyhow::Result<Router<S>>
     where
-        H: Handler<T, AppState>,
+        S: Clone + Send + Sync + 'static,
+        H: Handler<T, S>,
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone())
@@ -63,13 +65,17 @@ fn idempotent(group: Router<AppState>, state: &AppState, refresh_cookie: bool) -
     ))
 }
 
-pub fn router(state: AppState) -> anyhow::Result<Router> {
-    Ok(build(state)?.0)
+/// The public router, and its rate limiters (whose idle buckets the
+/// caller trims now and then with `RateLimiters::shrink`).
+pub fn router(state: AppState) -> anyhow::Result<(Router, RateLimiters)> {
+    let (router, _, limiters) = build(state)?;
+    Ok((router, limiters))
 }
 
-pub fn build(state: AppState) -> anyhow::Result<(Router, RouteTable)> {
+pub fn build(state: AppState) -> anyhow::Result<(Router, RouteTable, RateLimiters)> {
     let mut table = RouteTable::default();
-    let limits = &state.rate_limiters;
+    let limiters = RateLimiters::new(&state.settings.rate_limit, &state.metrics)?;
+    let limits = &limiters;
     let t = &mut table;
 
     let signup = t.add(Router::new(), Method::POST, "/v1/auth/signup", auth::signup)?;
@@ -155,7 +161,7 @@ pub fn build(state: AppState) -> anyhow::Result<(Router, RouteTable)> {
             crate::telemetry::sanitize_request_id,
         ))
         .with_state(state);
-    Ok((router, table))
+    Ok((router, table, limiters))
 }
 
 /// `413` before a byte of the body is read when `Content-Length` already
@@ -184,4 +190,67 @@ fn hsts(max_age_secs: u64) -> Option<HeaderValue> {
     (max_age_secs > 0)
         .then(|| format!("max-age={max_age_secs}; includeSubDomains"))
         .and_then(|value| HeaderValue::try_from(value).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    async fn status(router: &Router, method: Method) -> u16 {
+        let request = Request::builder()
+            .method(method)
+            .uri("/thing")
+            .body(Body::empty())
+            .unwrap_or_default();
+        match router.clone().oneshot(request).await {
+            Ok(response) => response.status().as_u16(),
+            Err(never) => match never {},
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_answer_exactly_their_declared_method() {
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+        ] {
+            let mut table = RouteTable::default();
+            let Ok(router) = table.add(Router::new(), method.clone(), "/thing", || async { "ok" })
+            else {
+                panic!("{method} should be routable")
+            };
+            for other in [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::PATCH,
+            ] {
+                let expected = if other == method { 200 } else { 405 };
+                assert_eq!(
+                    status(&router, other.clone()).await,
+                    expected,
+                    "{method} route, {other} request"
+                );
+            }
+            assert_eq!(table.0, vec![(method, "/thing")]);
+        }
+    }
+
+    #[test]
+    fn methods_axum_cannot_route_are_refused() {
+        let mut table = RouteTable::default();
+        let odd = Method::from_bytes(b"PURGE").unwrap_or(Method::CONNECT);
+        assert!(
+            table
+                .add(Router::<()>::new(), odd, "/thing", || async { "ok" })
+                .is_err()
+        );
+        assert!(table.0.is_empty());
+    }
 }

@@ -330,7 +330,11 @@ impl TestApp {
         immediately: bool,
     ) -> String {
         let settings = &self.state.settings;
-        let rotation = settings.keys.rotation(&settings.auth, immediately);
+        let rotation = authd::domain::keys::Rotation::from_settings(
+            &settings.keys,
+            &settings.auth,
+            immediately,
+        );
         let ctx = authd::domain::audit::Context::cli();
         let kid = authd::domain::keys::rotate(
             &self.db,

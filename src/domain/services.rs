@@ -1,0 +1,25 @@
+//! What the domain needs to do its work, and nothing from HTTP: settings,
+//! the database pool, the clock, signing keys, the hashing pool, the
+//! throttle key, the audit log and the metrics. Domain services take
+//! `&Services`; the HTTP state (`state::App`) holds one and derefs to it.
+use sqlx::PgPool;
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::DataKey;
+use crate::domain::audit::AuditLog;
+use crate::domain::keys::KeyStore;
+use crate::domain::passwords::Passwords;
+use crate::metrics::Metrics;
+
+pub struct Services {
+    pub settings: Settings,
+    pub db: PgPool,
+    pub clock: Arc<dyn Clock>,
+    pub keys: KeyStore,
+    pub passwords: Passwords,
+    pub throttle_key: DataKey,
+    pub audit: AuditLog,
+    pub metrics: Metrics,
+}
