@@ -17,10 +17,12 @@ impl Clock for SystemClock {
     }
 }
 
-/// Wall clock plus an offset that tests can advance.
+/// Wall clock plus an offset that tests can advance, or a pinned instant
+/// (for checks that depend on the exact second, such as TOTP steps).
 #[derive(Debug, Default)]
 pub struct OffsetClock {
     offset: Mutex<Duration>,
+    pinned: Mutex<Option<OffsetDateTime>>,
 }
 
 impl OffsetClock {
@@ -28,11 +30,19 @@ impl OffsetClock {
         let mut offset = self.offset.lock().unwrap_or_else(|p| p.into_inner());
         *offset += by;
     }
+
+    /// From now on the clock reads `at` (plus later `advance`s) and stands
+    /// still otherwise.
+    pub fn pin(&self, at: OffsetDateTime) {
+        *self.offset.lock().unwrap_or_else(|p| p.into_inner()) = Duration::ZERO;
+        *self.pinned.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+    }
 }
 
 impl Clock for OffsetClock {
     fn now(&self) -> OffsetDateTime {
         let offset = *self.offset.lock().unwrap_or_else(|p| p.into_inner());
-        OffsetDateTime::now_utc() + offset
+        let pinned = *self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+        pinned.unwrap_or_else(OffsetDateTime::now_utc) + offset
     }
 }

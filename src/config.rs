@@ -55,6 +55,7 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     pub idempotency: IdempotencySettings,
     pub keys: KeySettings,
+    pub mfa: MfaSettings,
     pub secrets: SecretSettings,
     pub log: LogSettings,
 }
@@ -170,6 +171,13 @@ pub struct KeySettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct MfaSettings {
+    /// The issuer label authenticator apps show next to the account.
+    pub issuer: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecretSettings {
     pub master_key_file: PathBuf,
     pub generate_master_key: bool,
@@ -250,6 +258,11 @@ impl Settings {
             "auth.refresh_reuse_leeway_secs must not be negative"
         );
         anyhow::ensure!(p.pool_queue > 0, "password.pool_queue must be positive");
+        let issuer = &self.mfa.issuer;
+        anyhow::ensure!(
+            !issuer.trim().is_empty() && issuer.chars().count() <= 64 && !issuer.contains(':'),
+            "mfa.issuer must be 1 to 64 characters without ':' (it is the otpauth label's prefix)"
+        );
         anyhow::ensure!(
             self.idempotency.ttl_secs > 0,
             "idempotency.ttl_secs must be positive"

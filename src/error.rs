@@ -24,6 +24,16 @@ pub enum Error {
     EmailNotVerified,
     #[error("invalid refresh token")]
     InvalidRefreshToken,
+    #[error("invalid MFA code")]
+    InvalidCode,
+    #[error("invalid MFA token")]
+    InvalidMfaToken,
+    #[error("MFA already enabled")]
+    MfaAlreadyEnabled,
+    #[error("MFA not enabled")]
+    MfaNotEnabled,
+    #[error("MFA setup required")]
+    MfaSetupRequired,
     #[error("invalid access token")]
     InvalidToken,
     #[error("forbidden origin")]
@@ -98,6 +108,11 @@ impl Error {
         "invalid_credentials",
         "email_not_verified",
         "invalid_refresh_token",
+        "invalid_code",
+        "invalid_mfa_token",
+        "mfa_already_enabled",
+        "mfa_not_enabled",
+        "mfa_setup_required",
         "invalid_token",
         "forbidden_origin",
         "idempotency_key_reused",
@@ -124,6 +139,11 @@ impl Error {
             Error::InvalidCredentials => "invalid_credentials",
             Error::EmailNotVerified => "email_not_verified",
             Error::InvalidRefreshToken => "invalid_refresh_token",
+            Error::InvalidCode => "invalid_code",
+            Error::InvalidMfaToken => "invalid_mfa_token",
+            Error::MfaAlreadyEnabled => "mfa_already_enabled",
+            Error::MfaNotEnabled => "mfa_not_enabled",
+            Error::MfaSetupRequired => "mfa_setup_required",
             Error::InvalidToken => "invalid_token",
             Error::ForbiddenOrigin => "forbidden_origin",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
@@ -145,11 +165,16 @@ impl Error {
             Error::InvalidRequest(_)
             | Error::MalformedJson
             | Error::InvalidEmail
+            | Error::InvalidCode
             | Error::WeakPassword(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::InvalidCredentials | Error::InvalidRefreshToken | Error::InvalidToken => {
-                StatusCode::UNAUTHORIZED
+            Error::InvalidCredentials
+            | Error::InvalidRefreshToken
+            | Error::InvalidToken
+            | Error::InvalidMfaToken => StatusCode::UNAUTHORIZED,
+            Error::MfaAlreadyEnabled | Error::MfaNotEnabled | Error::MfaSetupRequired => {
+                StatusCode::CONFLICT
             }
             Error::EmailNotVerified | Error::ForbiddenOrigin => StatusCode::FORBIDDEN,
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -177,6 +202,11 @@ impl Error {
             Error::InvalidCredentials => "the email or password is incorrect",
             Error::EmailNotVerified => "verify the email address before logging in",
             Error::InvalidRefreshToken => "the refresh token is invalid or expired; log in again",
+            Error::InvalidCode => "the code is not valid",
+            Error::InvalidMfaToken => "the MFA token is invalid, used up or expired; log in again",
+            Error::MfaAlreadyEnabled => "multi-factor authentication is already enabled",
+            Error::MfaNotEnabled => "multi-factor authentication is not enabled",
+            Error::MfaSetupRequired => "start the TOTP setup first",
             Error::InvalidToken => "the access token is missing, invalid or expired",
             Error::ForbiddenOrigin => "requests from this origin are not allowed",
             Error::IdempotencyKeyReused => {

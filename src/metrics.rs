@@ -34,6 +34,8 @@ const WAIT_BUCKETS: &[f64] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginOutcome {
     Success,
+    /// The password was right; the account's second factor is asked for.
+    MfaRequired,
     InvalidCredentials,
     EmailNotVerified,
     /// The per-account backoff (`throttle.*`) refused the attempt.
@@ -44,8 +46,9 @@ pub enum LoginOutcome {
 }
 
 impl LoginOutcome {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Success,
+        Self::MfaRequired,
         Self::InvalidCredentials,
         Self::EmailNotVerified,
         Self::Throttled,
@@ -57,6 +60,7 @@ impl LoginOutcome {
     fn label(self) -> &'static str {
         match self {
             Self::Success => "success",
+            Self::MfaRequired => "mfa_required",
             Self::InvalidCredentials => "invalid_credentials",
             Self::EmailNotVerified => "email_not_verified",
             Self::Throttled => "throttled",

@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::domain::audit::AuditLog;
 use crate::domain::keys::{self, KeyStore};
+use crate::domain::mfa::MfaKeys;
 use crate::domain::passwords::Passwords;
 use crate::domain::services::Services;
 use crate::domain::throttle;
@@ -153,6 +154,7 @@ pub async fn build_state(
         tokio::task::spawn_blocking(move || Passwords::new(&password_settings, pool_metrics))
             .await??;
     let audit = AuditLog::load_or_create(&pool, master, clock.now()).await?;
+    let mfa = MfaKeys::load_or_create(&pool, master, clock.now()).await?;
     let services = Services {
         throttle_key: master.derive(throttle::SUBJECT_LABEL)?,
         settings,
@@ -161,6 +163,7 @@ pub async fn build_state(
         keys: key_store,
         passwords,
         audit,
+        mfa,
         metrics,
     };
     Ok(AppState(Arc::new(App {
@@ -198,6 +201,9 @@ async fn maintain(state: AppState, rate_limiters: RateLimiters) {
         }
         if let Err(e) = throttle_store::purge_stale(&state.db, window_start, now).await {
             tracing::warn!(error = %e, "throttle purge failed");
+        }
+        if let Err(e) = crate::storage::mfa::purge_challenges(&state.db, now).await {
+            tracing::warn!(error = %e, "MFA challenge purge failed");
         }
         let keys_expired_before = http::idempotency::expired_before(&state, now);
         if let Err(e) = idempotency_store::purge_expired(&state.db, keys_expired_before).await {

@@ -115,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let local = target::Local::start(&args.database_url, &args.config_dir).await?;
     local.seed_users(args.users).await?;
+    local.seed_mfa_users(args.users).await?;
     let settings = local.state.settings.clone();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -192,6 +193,13 @@ async fn main() -> anyhow::Result<()> {
         result("mixed: me", &mes, None),
     ];
 
+    eprintln!("login+mfa: the password step, then a TOTP code");
+    let mfa = vec![result(
+        "login+mfa",
+        &scenarios::login_mfa(&target, pool_threads * 2, args.duration, args.users).await,
+        Some(("argon2 verify/s", base.argon2_verify_per_sec)),
+    )];
+
     let clients = 4 * (pool_threads + settings.password.pool_queue);
     eprintln!("overload: {clients} concurrent logins");
     let overload_run = scenarios::login_storm_checked(&target, clients, args.duration).await;
@@ -221,6 +229,7 @@ async fn main() -> anyhow::Result<()> {
         baselines: base,
         scenarios: results,
         mixed,
+        mfa,
         overload,
         max_rss_mib: peak_kib.load(Ordering::Relaxed) as f64 / 1024.0,
     };

@@ -34,6 +34,7 @@ pub struct Report {
     pub baselines: Baselines,
     pub scenarios: Vec<ScenarioResult>,
     pub mixed: Vec<ScenarioResult>,
+    pub mfa: Vec<ScenarioResult>,
     pub overload: Overload,
     pub max_rss_mib: f64,
 }
@@ -111,6 +112,13 @@ pub fn markdown(report: &Report) -> String {
     ]);
     out.extend(header.iter().map(|s| s.to_string()));
     out.extend(report.mixed.iter().map(row));
+    out.extend([
+        String::new(),
+        "## Login with TOTP MFA: password step, then the code (each account once)".into(),
+        String::new(),
+    ]);
+    out.extend(header.iter().map(|s| s.to_string()));
+    out.extend(report.mfa.iter().map(row));
     let o = &report.overload;
     out.extend([
         String::new(),

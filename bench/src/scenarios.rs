@@ -1,10 +1,10 @@
-//! The six scenarios, each a function from a concurrency level to a run.
+//! The scenarios, each a function from a concurrency level to a run.
 use reqwest::Client;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 use crate::load::{self, Run};
-use crate::target::{PASSWORD, user_email};
+use crate::target::{MFA_SECRET, PASSWORD, mfa_user_email, user_email};
 
 #[derive(Clone)]
 pub struct Target {
@@ -206,4 +206,52 @@ pub async fn login_storm_checked(
         rejected: rejected.load(Ordering::Relaxed),
         rejected_with_retry_after: with_retry_after.load(Ordering::Relaxed),
     }
+}
+
+/// A login of an MFA account: the password step, then the TOTP step with
+/// the current code. Each worker takes its own accounts, each once (a TOTP
+/// step is accepted once per account); a worker whose accounts run out
+/// stops. The latency recorded is that of both steps together.
+pub async fn login_mfa(
+    target: &Target,
+    workers: usize,
+    duration: Duration,
+    accounts: usize,
+) -> Run {
+    load::run(workers, duration, |w, mut rec| {
+        let target = target.clone();
+        async move {
+            rec.start().await;
+            let mut n = w;
+            while rec.running() && n < accounts {
+                let started = Instant::now();
+                let status = login_with_totp(&target, n).await;
+                rec.record(started, status);
+                n += workers;
+            }
+        }
+    })
+    .await
+}
+
+async fn login_with_totp(target: &Target, i: usize) -> u16 {
+    let body = json!({ "email": mfa_user_email(i), "password": PASSWORD, "client_type": "native" });
+    let (status, body) = post(target, "/v1/auth/login", &body).await;
+    let Some(mfa_token) = field(&body, "mfa_token") else {
+        return if status == 200 { 0 } else { status };
+    };
+    let Some(code) = totp_now() else { return 0 };
+    let body = json!({ "mfa_token": mfa_token, "code": code });
+    post(target, "/v1/auth/login/mfa", &body).await.0
+}
+
+fn totp_now() -> Option<String> {
+    let totp = totp_rs::Builder::new()
+        .with_secret(MFA_SECRET.to_vec())
+        .build()
+        .ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(totp.generate(now.as_secs()).to_string())
 }

@@ -18,6 +18,14 @@ pub fn user_email(i: usize) -> String {
     format!("bench-user-{i}@example.com")
 }
 
+pub fn mfa_user_email(i: usize) -> String {
+    format!("bench-mfa-user-{i}@example.com")
+}
+
+/// The TOTP secret every seeded MFA account shares (each sealed to its own
+/// user id, as authd stores them).
+pub const MFA_SECRET: &[u8; 20] = b"bench-totp-secret-20";
+
 /// An in-process authd on its own database.
 pub struct Local {
     pub base_url: String,
@@ -97,6 +105,41 @@ impl Local {
         sqlx::query("INSERT INTO user_roles (user_id, role, granted_at) SELECT id, 'user', now() FROM users")
             .execute(&self.db)
             .await?;
+        Ok(())
+    }
+
+    /// Inserts `count` accounts with TOTP MFA active (secret `MFA_SECRET`).
+    /// A TOTP step is accepted once per account, so each account can finish
+    /// one MFA login per 30 s: the scenario uses each at most once.
+    pub async fn seed_mfa_users(&self, count: usize) -> anyhow::Result<()> {
+        let hash: String = sqlx::query_scalar("SELECT password_hash FROM users LIMIT 1")
+            .fetch_one(&self.db)
+            .await?;
+        let ids: Vec<uuid::Uuid> = (0..count).map(|_| uuid::Uuid::new_v4()).collect();
+        let emails: Vec<String> = (0..count).map(mfa_user_email).collect();
+        let secret = authd::domain::mfa::totp::TotpSecret::from_bytes(MFA_SECRET.to_vec());
+        let sealed = ids
+            .iter()
+            .map(|id| secret.seal(&self.state.mfa.secrets, *id))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        sqlx::query(
+            "INSERT INTO users (id, email, email_key, password_hash, email_verified, mfa_enabled, created_at, updated_at)
+             SELECT id, email, email, $3, true, true, now(), now()
+             FROM unnest($1::uuid[], $2::text[]) AS u(id, email)",
+        )
+        .bind(&ids)
+        .bind(&emails)
+        .bind(&hash)
+        .execute(&self.db)
+        .await?;
+        sqlx::query(
+            "INSERT INTO mfa_totp (user_id, secret_enc, state, created_at, activated_at)
+             SELECT id, secret, 'active', now(), now() FROM unnest($1::uuid[], $2::bytea[]) AS t(id, secret)",
+        )
+        .bind(&ids)
+        .bind(&sealed)
+        .execute(&self.db)
+        .await?;
         Ok(())
     }
 

@@ -33,6 +33,7 @@ fn benchmark_runs_and_writes_its_reports() {
         "| me | 2 |",
         "| jwks | 1 |",
         "mixed: refresh",
+        "| login+mfa |",
         "Overload",
     ] {
         assert!(
@@ -45,6 +46,11 @@ fn benchmark_runs_and_writes_its_reports() {
             .expect("valid JSON");
     let scenarios = json["scenarios"].as_array().expect("scenarios");
     assert_eq!(scenarios.len(), 8);
+    // The MFA login completed: both steps answered, with tokens.
+    assert!(
+        json["mfa"][0]["stats"]["ok"].as_u64().unwrap_or(0) > 0,
+        "{json}"
+    );
     // Every scenario really served requests.
     assert!(
         scenarios

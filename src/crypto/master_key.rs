@@ -27,10 +27,9 @@ pub mod labels {
     pub const LOGIN_THROTTLE: &str = "authd/login-throttle/v1";
     /// Keys the HMAC of idempotent requests' fingerprints.
     pub const IDEMPOTENCY: &str = "authd/idempotency-fingerprint/v1";
-    /// Seals random data keys stored in `sealed_keys` (e.g. the audit key).
+    /// Seals random data keys stored in `sealed_keys` (the audit key, the
+    /// TOTP secrets' key, the recovery codes' key).
     pub const DATA_KEYS: &str = "authd/data-keys/v1";
-    /// Reserved: TOTP secrets (MFA).
-    pub const TOTP: &str = "authd/totp/v1";
     /// Reserved: personal data encrypted at rest.
     pub const PII: &str = "authd/pii/v1";
 }

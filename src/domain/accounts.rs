@@ -54,6 +54,16 @@ pub async fn signup(state: &Services, ctx: &Context, email: &str, password: &str
     Ok(())
 }
 
+/// `invalid_token` unless the access token's session is still open and its
+/// account enabled.
+pub async fn require_live_session(state: &Services, user_id: Uuid, session_id: Uuid) -> Result<()> {
+    if crate::storage::sessions::is_live(&state.db, session_id, user_id).await? {
+        Ok(())
+    } else {
+        Err(Error::InvalidToken)
+    }
+}
+
 pub async fn profile(state: &Services, user_id: Uuid, session_id: Uuid) -> Result<Profile> {
     users::profile_for_session(&state.db, user_id, session_id)
         .await?

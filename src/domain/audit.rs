@@ -21,7 +21,6 @@ use uuid::Uuid;
 use crate::crypto::DataKey;
 use crate::error::Result;
 use crate::storage::audit::{self as store, StoredEvent};
-use crate::storage::sealed_keys;
 
 const KEY_PURPOSE: &str = "audit-hmac";
 const GENESIS: [u8; 32] = [0; 32];
@@ -61,6 +60,14 @@ pub enum Kind {
     RefreshTokenReuseDetected,
     SigningKeyRotated,
     MasterKeyRotated,
+    MfaSetup,
+    MfaActivated,
+    MfaDisabled,
+    RecoveryCodesRegenerated,
+    MfaChallenged,
+    MfaSucceeded,
+    MfaFailed,
+    RecoveryCodeUsed,
 }
 
 impl Kind {
@@ -74,6 +81,14 @@ impl Kind {
             Kind::RefreshTokenReuseDetected => "refresh_token_reuse_detected",
             Kind::SigningKeyRotated => "signing_key_rotated",
             Kind::MasterKeyRotated => "master_key_rotated",
+            Kind::MfaSetup => "mfa_setup",
+            Kind::MfaActivated => "mfa_activated",
+            Kind::MfaDisabled => "mfa_disabled",
+            Kind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Kind::MfaChallenged => "mfa_challenged",
+            Kind::MfaSucceeded => "mfa_succeeded",
+            Kind::MfaFailed => "mfa_failed",
+            Kind::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 }
@@ -112,16 +127,7 @@ impl AuditLog {
         master: &crate::crypto::MasterKey,
         now: OffsetDateTime,
     ) -> anyhow::Result<Self> {
-        let sealing = &master.derive(crate::crypto::master_key::labels::DATA_KEYS)?;
-        let sealed = match sealed_keys::get(db, KEY_PURPOSE).await? {
-            Some(sealed) => sealed,
-            None => {
-                let fresh =
-                    sealing.seal(KEY_PURPOSE.as_bytes(), DataKey::generate()?.expose_bytes())?;
-                sealed_keys::insert_or_get(db, KEY_PURPOSE, &fresh, now).await?
-            }
-        };
-        let key = DataKey::from_bytes(&sealing.open(KEY_PURPOSE.as_bytes(), &sealed)?)?;
+        let key = crate::domain::data_keys::load_or_create(db, master, KEY_PURPOSE, now).await?;
         Ok(Self { key })
     }
 

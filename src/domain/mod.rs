@@ -3,10 +3,13 @@
 pub mod access_tokens;
 pub mod accounts;
 pub mod audit;
+pub mod credentials;
+pub mod data_keys;
 pub mod email;
 pub mod hashing_pool;
 pub mod keys;
 pub mod master_key_rotation;
+pub mod mfa;
 pub mod password_policy;
 pub mod passwords;
 pub mod refresh_tokens;

@@ -1,6 +1,6 @@
 //! What the domain needs to do its work, and nothing from HTTP: settings,
 //! the database pool, the clock, signing keys, the hashing pool, the
-//! throttle key, the audit log and the metrics. Domain services take
+//! throttle key, the audit log, the MFA keys and the metrics. Domain services take
 //! `&Services`; the HTTP state (`state::App`) holds one and derefs to it.
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::crypto::DataKey;
 use crate::domain::audit::AuditLog;
 use crate::domain::keys::KeyStore;
+use crate::domain::mfa::MfaKeys;
 use crate::domain::passwords::Passwords;
 use crate::metrics::Metrics;
 
@@ -21,5 +22,6 @@ pub struct Services {
     pub passwords: Passwords,
     pub throttle_key: DataKey,
     pub audit: AuditLog,
+    pub mfa: MfaKeys,
     pub metrics: Metrics,
 }

@@ -6,26 +6,19 @@
 //! child (two browser tabs refreshing together), after it the whole session
 //! is revoked. The conditional UPDATE in `storage::sessions::rotate_unspent`
 //! makes concurrent refreshes of one token serialise on its row.
-use secrecy::SecretString;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::domain::access_tokens::{self, Subject};
 use crate::domain::audit::{Context, Event, Kind};
+use crate::domain::credentials::{self, Account};
 use crate::domain::email::Email;
-use crate::domain::password_policy;
-use crate::domain::passwords::Verified;
+use crate::domain::mfa::challenge::{self, Challenge};
 use crate::domain::refresh_tokens::PlainToken;
 use crate::domain::services::Services;
-use crate::domain::throttle::LoginAttempt;
 use crate::error::{Error, Result};
 use crate::storage::sessions::{self as store, LiveSession, NewSession, Rotation};
-use crate::storage::users;
-
-/// Largest password accepted at login; longer input cannot match (the
-/// policy caps new passwords far below) and would only burn CPU.
-const MAX_LOGIN_PASSWORD_BYTES: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientType {
@@ -34,10 +27,21 @@ pub enum ClientType {
 }
 
 impl ClientType {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ClientType::Web => "web",
             ClientType::Native => "native",
+        }
+    }
+
+    /// As stored by `as_str`.
+    pub fn parse(stored: &str) -> Result<Self> {
+        match stored {
+            "web" => Ok(ClientType::Web),
+            "native" => Ok(ClientType::Native),
+            other => Err(Error::Internal(anyhow::anyhow!(
+                "unknown client type {other:?}"
+            ))),
         }
     }
 }
@@ -63,71 +67,26 @@ impl std::fmt::Debug for Issued {
     }
 }
 
+/// How a correct password ends: tokens, or (for an account with MFA) a
+/// challenge for the second factor and no tokens.
+#[derive(Debug)]
+pub enum LoginResult {
+    Issued(Issued),
+    MfaRequired(Challenge),
+}
+
 pub async fn login(
     state: &Services,
     ctx: &Context,
     email: &str,
     password: &str,
     client_type: ClientType,
-) -> Result<Issued> {
+) -> Result<LoginResult> {
     // Accounts from before the current address rules log in by their old key.
     let email = Email::parse(email).or_else(|_| Email::parse_legacy(email))?;
-    if password.len() > MAX_LOGIN_PASSWORD_BYTES {
-        return Err(Error::InvalidRequest("password is too long".into()));
-    }
-    let ip = ctx
-        .ip
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("login without a client IP")))?;
-    // First, before any database work: under overload, refusing must be cheap.
-    let slot = state.passwords.reserve()?;
-    let mut attempt = LoginAttempt::new(&state.throttle_key, &email, ip);
-    let user = users::find_for_login(&state.db, email.key()).await?;
-    let user_id = user.as_ref().map(|u| u.id);
-    if let Err(throttled) = attempt.check(&state.db, state.clock.now()).await {
-        let event = Event {
-            kind: Kind::LoginThrottled,
-            actor: None,
-            subject: user_id,
-            outcome: "refused",
-            details: json!({}),
-        };
-        state.audit.record(&state.db, ctx, event).await?;
-        return Err(throttled);
-    }
-
-    let password = SecretString::from(password_policy::normalize(password));
-    let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = state.passwords.verify(slot, password, stored).await?;
-    let now = state.clock.now();
-    let (user, rehash) = match (user, verified) {
-        (Some(user), Verified::Yes { rehash }) if !user.disabled => (user, rehash),
-        (user, verified) => {
-            let reason = match (&user, verified) {
-                (None, _) => "unknown_account",
-                (Some(_), Verified::Yes { .. }) => "account_disabled",
-                (Some(_), Verified::No) => "wrong_password",
-            };
-            let details = json!({ "reason": reason });
-            let event = Event {
-                kind: Kind::LoginFailed,
-                actor: None,
-                subject: user_id,
-                outcome: "failure",
-                details,
-            };
-            let mut tx = state.db.begin().await?;
-            attempt
-                .failed(&mut tx, &state.settings.throttle, now)
-                .await?;
-            state.audit.append(&mut tx, ctx, event).await?;
-            tx.commit().await?;
-            return Err(Error::InvalidCredentials);
-        }
-    };
-    attempt.succeeded(&state.db).await?;
-    if let Some(hash) = rehash {
-        users::update_password_hash(&state.db, user.id, &hash, now).await?;
-    }
+    let account = Account::ByEmail(&email);
+    let user =
+        credentials::check_password(state, ctx, account, password, Kind::LoginFailed).await?;
     if state.settings.auth.require_verified_email && !user.email_verified {
         let details = json!({ "reason": "email_not_verified" });
         state
@@ -140,18 +99,27 @@ pub async fn login(
             .await?;
         return Err(Error::EmailNotVerified);
     }
-    open_session(state, ctx, user.id, client_type, now).await
+    if user.mfa_enabled {
+        let challenge = challenge::issue(state, ctx, user.id, client_type).await?;
+        return Ok(LoginResult::MfaRequired(challenge));
+    }
+    let amr = vec!["pwd".to_owned()];
+    Ok(LoginResult::Issued(
+        open_session(state, ctx, user.id, client_type, amr).await?,
+    ))
 }
 
-async fn open_session(
+/// Opens a session whose tokens carry `amr` (RFC 8176), for a user who has
+/// just proved who they are.
+pub async fn open_session(
     state: &Services,
     ctx: &Context,
     user_id: Uuid,
     client_type: ClientType,
-    now: OffsetDateTime,
+    amr: Vec<String>,
 ) -> Result<Issued> {
     let auth = &state.settings.auth;
-    let amr = vec!["pwd".to_owned()];
+    let now = state.clock.now();
     let absolute_expires_at = now + Duration::seconds(auth.session_absolute_ttl_secs);
     let session = NewSession {
         id: Uuid::new_v4(),

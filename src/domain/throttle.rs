@@ -1,23 +1,27 @@
 //! Per-account brute-force defence, stored in PostgreSQL so it holds across
 //! replicas. Failures are counted per (account, client IP) with exponential
 //! backoff, so an attacker elsewhere cannot lock the owner out; a higher
-//! account-wide ceiling catches attacks spread over many IPs. The account is
-//! identified by an HMAC of the normalised email, so unknown addresses are
-//! throttled exactly like real ones and nothing reveals which exist.
+//! account-wide ceiling catches attacks spread over many IPs.
+//!
+//! Each factor has counters of its own, so failures of one never lock the
+//! other. Passwords are counted under an HMAC of the normalised email, so
+//! unknown addresses are throttled exactly like real ones and nothing
+//! reveals which exist; second factors (TOTP and recovery codes) under an
+//! HMAC of the user id, in another domain of the same key.
 use sqlx::{PgConnection, PgPool};
 use std::net::IpAddr;
 use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
 
 use crate::config::ThrottleSettings;
 use crate::crypto::DataKey;
-use crate::domain::email::Email;
 use crate::error::{Error, Result};
 use crate::storage::throttle as store;
 
 pub const SUBJECT_LABEL: &str = crate::crypto::master_key::labels::LOGIN_THROTTLE;
 const ACCOUNT_SCOPE: &str = "*";
 
-pub struct LoginAttempt {
+pub struct Attempt {
     subject: [u8; 32],
     ip_scope: String,
     /// Seen by `check`; a counter created after it by a concurrent failure
@@ -25,10 +29,23 @@ pub struct LoginAttempt {
     has_ip_counter: bool,
 }
 
-impl LoginAttempt {
-    pub fn new(key: &DataKey, email: &Email, ip: IpAddr) -> Self {
+impl Attempt {
+    /// A password for the account with this email key.
+    pub fn password(key: &DataKey, email_key: &str, ip: IpAddr) -> Self {
+        Self::new(key.hmac(email_key.as_bytes()), ip)
+    }
+
+    /// A second factor for this account. The prefix keeps these subjects
+    /// apart from every email key (no address starts with a NUL).
+    pub fn second_factor(key: &DataKey, user_id: Uuid, ip: IpAddr) -> Self {
+        let mut input = b"\0mfa\0".to_vec();
+        input.extend_from_slice(user_id.as_bytes());
+        Self::new(key.hmac(&input), ip)
+    }
+
+    fn new(subject: [u8; 32], ip: IpAddr) -> Self {
         Self {
-            subject: key.hmac(email.key().as_bytes()),
+            subject,
             ip_scope: ip.to_string(),
             has_ip_counter: false,
         }
@@ -69,8 +86,9 @@ impl LoginAttempt {
         Ok(())
     }
 
-    /// A correct password forgives this IP's failures; the account-wide
-    /// counter only decays, so a distributed attack keeps being slowed.
+    /// A correct password (or second factor) forgives this IP's failures of
+    /// that factor; the account-wide counter only decays, so a distributed
+    /// attack keeps being slowed.
     /// (Nothing to clear, and no round trip, when `check` saw no counter.)
     pub async fn succeeded(&self, db: &PgPool) -> Result<()> {
         if self.has_ip_counter {

@@ -3,14 +3,17 @@
 //! 400 for bad syntax or shape), the refresh credential (cookie or body),
 //! and the bearer access token.
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::access_tokens::{self, AccessClaims};
+use crate::domain::accounts;
 use crate::domain::audit;
 use crate::error::{Error, Result};
 use crate::http::client_ip::ClientIp;
@@ -185,6 +188,40 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A bearer token whose session is still open and whose account is enabled
+/// (one database query): what every call that acts on the account needs.
+#[derive(Clone)]
+pub struct Authenticated(pub AccessClaims);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        // Already checked by `authenticate` in front of this route.
+        if let Some(done) = parts.extensions.get::<Authenticated>() {
+            return Ok(done.clone());
+        }
+        let Bearer(claims) = Bearer::from_request_parts(parts, state).await?;
+        accounts::require_live_session(state, claims.sub, claims.sid).await?;
+        Ok(Authenticated(claims))
+    }
+}
+
+/// Middleware for routes that need an authenticated caller: refuses before
+/// anything else runs (rate-limit buckets aside), so that no idempotency
+/// record, body parsing or other answer can tell an anonymous caller more
+/// than `401`.
+pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    match Authenticated::from_request_parts(&mut parts, &state).await {
+        Ok(authenticated) => {
+            parts.extensions.insert(authenticated);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(error) => error.into_response(),
+    }
 }
 
 /// Where a request came from, for the audit log: client IP (as resolved by

@@ -4,11 +4,12 @@
 //! gets `422 idempotency_key_reused`. Keys are scoped to the caller: the user
 //! of a valid bearer token, else the client IP.
 //!
-//! Security rule: no token, password or cookie is ever stored or logged.
-//! Requests are kept only as an HMAC fingerprint (a plain hash of a login
-//! body could be brute-forced for the password), and a response that carries
-//! tokens is never stored: its retry gets `409 already_processed` rather than
-//! a second session. `Set-Cookie` is never stored or replayed.
+//! Security rule: no token, password, code, secret or cookie is ever stored
+//! or logged. Requests are kept only as an HMAC fingerprint (a plain hash of
+//! a login body could be brute-forced for the password), and a response that
+//! carries a secret (tokens, an MFA token, a TOTP secret, recovery codes) is
+//! never stored: its retry gets `409 already_processed` rather than a second
+//! session or the secret again. `Set-Cookie` is never stored or replayed.
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -248,7 +249,7 @@ impl Entry {
             body,
             content_type,
         };
-        let replayable = (!carries_tokens(&parts.headers, body)).then_some(&stored);
+        let replayable = (!carries_secrets(&parts.headers, body)).then_some(&stored);
         let result = store::complete(
             &self.state.db,
             &self.scope,
@@ -271,21 +272,32 @@ impl Entry {
     }
 }
 
+/// Fields of a JSON response body that hold a secret.
+const SECRET_FIELDS: [&str; 7] = [
+    "access_token",
+    "refresh_token",
+    "mfa_token",
+    "secret",
+    "otpauth_uri",
+    "qr_png",
+    "recovery_codes",
+];
+
 /// Judged on the response itself, not the route, so that no endpoint can
-/// leak a token into the table by forgetting to opt out: a refresh cookie
-/// being set, or a token field in a JSON body.
-fn carries_tokens(headers: &HeaderMap, body: &[u8]) -> bool {
+/// leak a secret into the table by forgetting to opt out: a refresh cookie
+/// being set, or a secret field in a JSON body.
+fn carries_secrets(headers: &HeaderMap, body: &[u8]) -> bool {
     let sets_cookie = headers
         .get_all(header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .filter_map(|v| Cookie::parse(v).ok())
         .any(|c| c.name() == REFRESH_COOKIE && !c.value().is_empty());
-    let token_field = serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| {
+    let secret_field = serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| {
         v.as_object()
-            .is_some_and(|o| o.contains_key("access_token") || o.contains_key("refresh_token"))
+            .is_some_and(|o| SECRET_FIELDS.iter().any(|f| o.contains_key(*f)))
     });
-    sets_cookie || token_field
+    sets_cookie || secret_field
 }
 
 #[cfg(test)]
@@ -314,23 +326,25 @@ mod tests {
     }
 
     #[test]
-    fn token_responses_are_recognised() {
+    fn responses_with_secrets_are_recognised() {
         let none = HeaderMap::new();
-        assert!(carries_tokens(&none, br#"{"access_token":"x"}"#));
-        assert!(carries_tokens(&none, br#"{"refresh_token":"x"}"#));
-        assert!(!carries_tokens(&none, br#"{"status":"accepted"}"#));
-        assert!(!carries_tokens(&none, b""));
+        for field in SECRET_FIELDS {
+            let body = format!(r#"{{"{field}":"x"}}"#);
+            assert!(carries_secrets(&none, body.as_bytes()), "{field}");
+        }
+        assert!(!carries_secrets(&none, br#"{"status":"accepted"}"#));
+        assert!(!carries_secrets(&none, b""));
         let mut cookie = HeaderMap::new();
         cookie.append(
             header::SET_COOKIE,
             HeaderValue::from_static("__Secure-authd_refresh=abc; Path=/v1/auth"),
         );
-        assert!(carries_tokens(&cookie, b""));
+        assert!(carries_secrets(&cookie, b""));
         let mut clearing = HeaderMap::new();
         clearing.append(
             header::SET_COOKIE,
             HeaderValue::from_static("__Secure-authd_refresh=; Max-Age=0"),
         );
-        assert!(!carries_tokens(&clearing, b""));
+        assert!(!carries_secrets(&clearing, b""));
     }
 }

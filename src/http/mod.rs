@@ -25,7 +25,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::error::Error;
 use crate::state::AppState;
 use rate_limit::RateLimiters;
-use routes::{activity, auth, health, me, well_known};
+use routes::{activity, auth, health, me, mfa, well_known};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -67,6 +67,14 @@ fn idempotent(group: Router<AppState>, state: &AppState, refresh_cookie: bool) -
 
 /// The public router, and its rate limiters (whose idle buckets the
 /// caller trims now and then with `RateLimiters::shrink`).
+/// Authentication in front of a group of routes (see `extract::authenticate`).
+fn authenticated(group: Router<AppState>, state: &AppState) -> Router<AppState> {
+    group.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        extract::authenticate,
+    ))
+}
+
 pub fn router(state: AppState) -> anyhow::Result<(Router, RateLimiters)> {
     let (router, _, limiters) = build(state)?;
     Ok((router, limiters))
@@ -79,7 +87,29 @@ pub fn build(state: AppState) -> anyhow::Result<(Router, RouteTable, RateLimiter
     let t = &mut table;
 
     let signup = t.add(Router::new(), Method::POST, "/v1/auth/signup", auth::signup)?;
+    // Everything that checks a password or a second factor shares the
+    // login bucket.
     let login = t.add(Router::new(), Method::POST, "/v1/auth/login", auth::login)?;
+    let login = t.add(login, Method::POST, "/v1/auth/login/mfa", auth::login_mfa)?;
+    let mfa = t.add(
+        Router::new(),
+        Method::POST,
+        "/v1/me/mfa/totp/setup",
+        mfa::setup,
+    )?;
+    let mfa = t.add(mfa, Method::POST, "/v1/me/mfa/totp/activate", mfa::activate)?;
+    let mfa = t.add(
+        mfa,
+        Method::POST,
+        "/v1/me/mfa/recovery-codes",
+        mfa::regenerate,
+    )?;
+    let mfa_removal = t.add(
+        Router::new(),
+        Method::DELETE,
+        "/v1/me/mfa/totp",
+        mfa::disable,
+    )?;
     let refresh = t.add(
         Router::new(),
         Method::POST,
@@ -96,6 +126,8 @@ pub fn build(state: AppState) -> anyhow::Result<(Router, RouteTable, RateLimiter
     let api = Router::new()
         .merge(idempotent(signup, &state, false).layer(limits.signup.layer()))
         .merge(idempotent(login, &state, false).layer(limits.login.layer()))
+        .merge(authenticated(idempotent(mfa, &state, false), &state).layer(limits.login.layer()))
+        .merge(authenticated(mfa_removal, &state).layer(limits.login.layer()))
         .merge(cookie_routes);
     let api = t.add(api, Method::GET, "/v1/me", me::me)?;
     let api = t.add(api, Method::GET, "/v1/me/activity", activity::activity)?;

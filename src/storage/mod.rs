@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod db;
 pub mod idempotency;
+pub mod mfa;
 pub mod sealed_keys;
 pub mod sessions;
 pub mod signing_keys;

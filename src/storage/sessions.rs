@@ -262,3 +262,23 @@ pub async fn session_of_token(
         .fetch_optional(db)
         .await
 }
+
+/// Whether the session is open (not revoked) and its account enabled: what
+/// every authenticated call checks, so a logout or a disabled account takes
+/// effect at once, not when the access token expires.
+pub async fn is_live(
+    db: impl PgExecutor<'_>,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+             SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND u.disabled_at IS NULL
+         )",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .fetch_one(db)
+    .await
+}

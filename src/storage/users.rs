@@ -115,37 +115,61 @@ pub async fn known_roles(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
         .await
 }
 
+/// The address as stored (for display, e.g. in an otpauth label).
+pub async fn email_of(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
 /// What login needs of an account. `Debug` hides the password hash.
 #[derive(FromRow)]
 pub struct LoginUser {
     pub id: Uuid,
+    pub email_key: String,
     pub password_hash: String,
     pub email_verified: bool,
     pub disabled: bool,
+    pub mfa_enabled: bool,
 }
 
 impl std::fmt::Debug for LoginUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoginUser")
             .field("id", &self.id)
+            .field("email_key", &"[REDACTED]")
             .field("password_hash", &"[REDACTED]")
             .field("email_verified", &self.email_verified)
             .field("disabled", &self.disabled)
+            .field("mfa_enabled", &self.mfa_enabled)
             .finish()
     }
 }
+
+const LOGIN_COLUMNS: &str = "id, email_key, password_hash, email_verified,
+    disabled_at IS NOT NULL AS disabled, mfa_enabled";
 
 pub async fn find_for_login(
     db: impl PgExecutor<'_>,
     email_key: &str,
 ) -> sqlx::Result<Option<LoginUser>> {
-    sqlx::query_as(
-        "SELECT id, password_hash, email_verified, disabled_at IS NOT NULL AS disabled
-         FROM users WHERE email_key = $1",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {LOGIN_COLUMNS} FROM users WHERE email_key = $1"
+    ))
     .bind(email_key)
     .fetch_optional(db)
     .await
+}
+
+pub async fn find_for_login_by_id(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> sqlx::Result<Option<LoginUser>> {
+    sqlx::query_as(&format!("SELECT {LOGIN_COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
 }
 
 pub async fn update_password_hash(
@@ -169,6 +193,7 @@ pub struct Profile {
     pub email: String,
     pub email_verified: bool,
     pub mfa_enabled: bool,
+    pub recovery_codes_remaining: i64,
     pub created_at: OffsetDateTime,
     pub roles: Vec<String>,
 }
@@ -182,6 +207,8 @@ pub async fn profile_for_session(
 ) -> sqlx::Result<Option<Profile>> {
     sqlx::query_as(
         "SELECT u.id, u.email, u.email_verified, u.mfa_enabled, u.created_at,
+                (SELECT count(*) FROM mfa_recovery_codes c
+                 WHERE c.user_id = u.id AND c.used_at IS NULL) AS recovery_codes_remaining,
                 ARRAY(SELECT role FROM user_roles r WHERE r.user_id = u.id ORDER BY role) AS roles
          FROM users u JOIN sessions s ON s.user_id = u.id
          WHERE u.id = $1 AND s.id = $2 AND s.revoked_at IS NULL AND u.disabled_at IS NULL",
@@ -200,10 +227,13 @@ mod tests {
     fn login_user_debug_hides_the_hash() {
         let user = LoginUser {
             id: Uuid::nil(),
+            email_key: "someone@example.com".into(),
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
             email_verified: true,
             disabled: false,
+            mfa_enabled: false,
         };
+        assert!(!format!("{user:?}").contains("someone"));
         let shown = format!("{user:?}");
         assert!(
             !shown.contains("argon2") && !shown.contains("aGFzaGhhc2g"),

@@ -18,6 +18,7 @@ mod jwks;
 mod login;
 mod me;
 mod metrics;
+mod mfa;
 mod openapi;
 mod outage;
 mod overload;

@@ -11,10 +11,12 @@ use serde_json::json;
 
 use crate::domain::accounts;
 use crate::domain::audit::Context;
-use crate::domain::sessions::{self, ClientType, Issued};
+use crate::domain::mfa::challenge;
+use crate::domain::sessions::{self, ClientType, Issued, LoginResult};
 use crate::error::{Error, Result};
 use crate::http::cookies;
 use crate::http::extract::{AppJson, Caller, Channel, RefreshCredential};
+use crate::http::routes::mfa;
 use crate::metrics::{LoginOutcome, RefreshOutcome};
 use crate::state::AppState;
 
@@ -61,22 +63,77 @@ pub async fn login(
         Err(error) => Err(error),
     };
     state.metrics.login(login_outcome(&result));
-    result
+    result.map(|(response, _)| response)
 }
 
-async fn attempt_login(state: &AppState, ctx: &Context, body: LoginRequest) -> Result<Response> {
-    let (client_type, channel) = match body.client_type {
-        ClientTypeField::Web => (ClientType::Web, Channel::Cookie),
-        ClientTypeField::Native => (ClientType::Native, Channel::Body),
+async fn attempt_login(
+    state: &AppState,
+    ctx: &Context,
+    body: LoginRequest,
+) -> Result<(Response, LoginOutcome)> {
+    let client_type = match body.client_type {
+        ClientTypeField::Web => ClientType::Web,
+        ClientTypeField::Native => ClientType::Native,
     };
     let password = body.password.expose_secret();
-    let issued = sessions::login(state, ctx, &body.email, password, client_type).await?;
-    token_response(issued, channel)
+    match sessions::login(state, ctx, &body.email, password, client_type).await? {
+        LoginResult::Issued(issued) => Ok((
+            token_response(issued, channel(client_type))?,
+            LoginOutcome::Success,
+        )),
+        LoginResult::MfaRequired(challenge) => {
+            let body = MfaRequired {
+                mfa_required: true,
+                mfa_token: challenge.token.expose(),
+                methods: ["totp", "recovery_code"],
+                expires_in: challenge.expires_in,
+            };
+            Ok((Json(body).into_response(), LoginOutcome::MfaRequired))
+        }
+    }
 }
 
-fn login_outcome<T>(result: &Result<T>) -> LoginOutcome {
+/// The password step's answer to an account with MFA: no tokens, no cookie.
+#[derive(Serialize)]
+struct MfaRequired<'a> {
+    mfa_required: bool,
+    mfa_token: &'a str,
+    methods: [&'static str; 2],
+    expires_in: i64,
+}
+
+fn channel(client_type: ClientType) -> Channel {
+    match client_type {
+        ClientType::Web => Channel::Cookie,
+        ClientType::Native => Channel::Body,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginMfaRequest {
+    mfa_token: SecretString,
+    #[serde(default)]
+    code: Option<SecretString>,
+    #[serde(default)]
+    recovery_code: Option<SecretString>,
+}
+
+/// The second login step: the tokens, on the channel of the password step.
+pub async fn login_mfa(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    AppJson(body): AppJson<LoginMfaRequest>,
+) -> Result<Response> {
+    let factor = mfa::factor(body.code, body.recovery_code)?;
+    let token = body.mfa_token.expose_secret();
+    let (issued, client_type) = challenge::complete(&state, &ctx, token, &factor).await?;
+    token_response(issued, channel(client_type))
+}
+
+fn login_outcome<T>(result: &Result<(T, LoginOutcome)>) -> LoginOutcome {
     match result {
-        Ok(_) => LoginOutcome::Success,
+        Ok((_, outcome)) => *outcome,
         Err(Error::InvalidCredentials) => LoginOutcome::InvalidCredentials,
         Err(Error::EmailNotVerified) => LoginOutcome::EmailNotVerified,
         Err(Error::RateLimited { .. }) => LoginOutcome::Throttled,

@@ -17,6 +17,8 @@ pub struct Me {
     email_verified: bool,
     roles: Vec<String>,
     mfa_enabled: bool,
+    /// Unused recovery codes (0 without MFA).
+    recovery_codes_remaining: i64,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
 }
@@ -29,6 +31,7 @@ pub async fn me(State(state): State<AppState>, Bearer(claims): Bearer) -> Result
         email_verified: profile.email_verified,
         roles: profile.roles,
         mfa_enabled: profile.mfa_enabled,
+        recovery_codes_remaining: profile.recovery_codes_remaining,
         created_at: profile.created_at,
     }))
 }

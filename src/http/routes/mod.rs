@@ -3,4 +3,5 @@ pub mod activity;
 pub mod auth;
 pub mod health;
 pub mod me;
+pub mod mfa;
 pub mod well_known;
