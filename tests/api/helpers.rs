@@ -373,3 +373,22 @@ pub fn tempdir() -> String {
     std::fs::create_dir_all(&dir).unwrap();
     dir.to_string_lossy().into_owned()
 }
+
+/// `oathtool --totp` (an implementation independent of authd's) for the
+/// base32 `secret` at `at`.
+pub fn oathtool(secret: &str, at: time::OffsetDateTime) -> String {
+    let output = std::process::Command::new("oathtool")
+        .args(["--totp", "--base32", secret, "--now"])
+        .arg(format!("@{}", at.unix_timestamp()))
+        .output()
+        .expect("oathtool is installed (apt-get install oathtool)");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Five seconds into the current 30-second TOTP step: codes made at
+/// `step_start() + k * 30 s` belong to distinct, increasing steps.
+pub fn step_start() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    time::OffsetDateTime::from_unix_timestamp(now - now % 30 + 5).unwrap()
+}

@@ -4,26 +4,7 @@
 use crate::helpers::*;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use std::process::Command;
 use time::{Duration, OffsetDateTime};
-
-/// `oathtool --totp` for `secret` at `at`.
-fn oathtool(secret: &str, at: OffsetDateTime) -> String {
-    let output = Command::new("oathtool")
-        .args(["--totp", "--base32", secret, "--now"])
-        .arg(format!("@{}", at.unix_timestamp()))
-        .output()
-        .expect("oathtool is installed (apt-get install oathtool)");
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-/// The start of a 30-second step, well in the past of nothing: codes made
-/// at `at + k*30` belong to distinct, increasing steps.
-fn step_start() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    OffsetDateTime::from_unix_timestamp(now - now % 30 + 5).unwrap()
-}
 
 struct Enrolled {
     access: String,

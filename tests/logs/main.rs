@@ -116,6 +116,91 @@ async fn flows_log_no_emails_passwords_or_tokens() {
     .await;
     secrets.push("not-an-email-leaky".into());
 
+    // MFA: setup, activation, a challenge, a wrong and a right code, a
+    // recovery code.
+    let mfa_email = "mfa.leaky@example.org";
+    app.create_user(mfa_email).await;
+    let (mfa_access, _) = app.login_native(mfa_email).await;
+    let setup: Value = app
+        .client
+        .post(app.url("/v1/me/mfa/totp/setup"))
+        .bearer_auth(&mfa_access)
+        .json(&json!({ "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = str_field(&setup, "secret");
+    let at = step_start();
+    app.clock.pin(at);
+    let activation_code = oathtool(&secret, at);
+    let activated: Value = app
+        .client
+        .post(app.url("/v1/me/mfa/totp/activate"))
+        .bearer_auth(&mfa_access)
+        .json(&json!({ "code": activation_code }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let recovery: Vec<String> = activated["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let challenge: Value = app
+        .login(mfa_email, PASSWORD, "native")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mfa_token = str_field(&challenge, "mfa_token");
+    app.clock.advance(time::Duration::seconds(30));
+    let login_code = oathtool(&secret, at + time::Duration::seconds(30));
+    let wrong_code = if login_code == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for code in [wrong_code, login_code.as_str()] {
+        app.post_json(
+            "/v1/auth/login/mfa",
+            &json!({ "mfa_token": mfa_token, "code": code }),
+        )
+        .await;
+    }
+    let challenge: Value = app
+        .login(mfa_email, PASSWORD, "native")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second_token = str_field(&challenge, "mfa_token");
+    app.post_json(
+        "/v1/auth/login/mfa",
+        &json!({ "mfa_token": second_token, "recovery_code": recovery[0] }),
+    )
+    .await;
+    secrets.extend([
+        mfa_email.to_owned(),
+        secret.clone(),
+        mfa_token,
+        second_token,
+        // Six digits can occur by chance in timestamps and ids: look for
+        // them as a logged value would appear, quoted.
+        format!("\"{activation_code}\""),
+        format!("\"{login_code}\""),
+        str_field(&setup, "otpauth_uri"),
+        str_field(&setup, "qr_png")[100..140].to_owned(),
+    ]);
+    secrets.extend(recovery.iter().cloned());
+    secrets.extend(recovery.iter().map(|c| c.replace('-', "")));
+
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     // The capture really holds the request logs (with status and route).
     assert!(
