@@ -221,9 +221,25 @@ async fn enrolment_then_login_needs_the_second_factor_on_either_channel() {
     assert!(refresh_set_cookie(&response).is_some());
     let body: Value = response.json().await.unwrap();
     assert!(body.get("refresh_token").is_none() && body.get("access_token").is_some());
-    // A used mfa_token is dead.
+    // With an Idempotency-Key, a retry of a successful second step gets no
+    // second session: its answer held tokens and was not stored.
+    let retried = password_step(&app, "rita@example.com", "native").await;
     app.clock.advance(Duration::seconds(30));
     let code = oathtool(&enrolled.secret, enrolled.at + Duration::seconds(90));
+    for expected in [StatusCode::OK, StatusCode::CONFLICT] {
+        let response = app
+            .client
+            .post(app.url("/v1/auth/login/mfa"))
+            .header("idempotency-key", "mfa-step-1")
+            .json(&json!({ "mfa_token": retried, "code": code }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected);
+    }
+    // A used mfa_token is dead.
+    app.clock.advance(Duration::seconds(30));
+    let code = oathtool(&enrolled.secret, enrolled.at + Duration::seconds(120));
     let again = mfa_step(&app, &token, ("code", &code)).await;
     assert_eq!(
         error_code(again).await,
@@ -337,14 +353,13 @@ async fn replayed_and_earlier_codes_are_refused_and_skew_is_one_step() {
         let response = mfa_step(&app, &token, ("code", &code_at(secs))).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{secs}");
     }
-    // One step ahead (a fast phone): accepted.
-    let token = password_step(&app, "uma@example.com", "native").await;
-    assert_eq!(
-        mfa_step(&app, &token, ("code", &code_at(30)))
-            .await
-            .status(),
-        200
-    );
+    // One step behind (a slow phone), then one step ahead (a fast one):
+    // accepted, in that order.
+    for secs in [-30, 30] {
+        let token = password_step(&app, "uma@example.com", "native").await;
+        let response = mfa_step(&app, &token, ("code", &code_at(secs))).await;
+        assert_eq!(response.status(), StatusCode::OK, "{secs}");
+    }
     // The same code again, and the current and previous steps' codes (all
     // earlier than the step just accepted): refused.
     for secs in [30, 0, -30] {
