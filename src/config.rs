@@ -56,6 +56,7 @@ pub struct Settings {
     pub idempotency: IdempotencySettings,
     pub keys: KeySettings,
     pub mfa: MfaSettings,
+    pub mail: MailSettings,
     pub secrets: SecretSettings,
     pub log: LogSettings,
 }
@@ -134,6 +135,8 @@ pub struct RateLimitSettings {
     pub signup: RateLimit,
     pub login: RateLimit,
     pub refresh: RateLimit,
+    /// Verification resends and password-reset requests.
+    pub mail: RateLimit,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -174,6 +177,58 @@ pub struct KeySettings {
 pub struct MfaSettings {
     /// The issuer label authenticator apps show next to the account.
     pub issuer: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    /// The sender, e.g. `authd <no-reply@example.com>`.
+    pub from: String,
+    /// The product name the messages speak of.
+    pub product_name: String,
+    /// Base of the links in the messages (`{link_base_url}/verify-email?token=…`).
+    pub link_base_url: String,
+    /// Where the `file` transport writes one `.eml` per message.
+    pub file_dir: PathBuf,
+    /// How often the outbox is polled for due messages.
+    pub poll_interval_ms: u64,
+    /// The longest pause between two delivery attempts of a message.
+    pub max_retry_interval_secs: u64,
+    /// A message still undelivered after this long is dropped (and logged).
+    pub give_up_after_secs: i64,
+    /// Mails that anyone can trigger (verification, "account exists",
+    /// password reset) sent to one address per hour, at most.
+    pub max_per_address_per_hour: i64,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    Smtp,
+    File,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Implicit,
+    None,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,6 +313,7 @@ impl Settings {
             "auth.refresh_reuse_leeway_secs must not be negative"
         );
         anyhow::ensure!(p.pool_queue > 0, "password.pool_queue must be positive");
+        self.validate_mail()?;
         let issuer = &self.mfa.issuer;
         anyhow::ensure!(
             !issuer.trim().is_empty() && issuer.chars().count() <= 64 && !issuer.contains(':'),
@@ -296,6 +352,7 @@ impl Settings {
             ("signup", self.rate_limit.signup),
             ("login", self.rate_limit.login),
             ("refresh", self.rate_limit.refresh),
+            ("mail", self.rate_limit.mail),
         ] {
             anyhow::ensure!(
                 limit.burst > 0 && limit.replenish_ms > 0,
@@ -311,6 +368,46 @@ impl Settings {
                 !self.database.create_if_missing,
                 "database.create_if_missing is not allowed in the prod profile"
             );
+        }
+        Ok(())
+    }
+
+    fn validate_mail(&self) -> anyhow::Result<()> {
+        let m = &self.mail;
+        anyhow::ensure!(
+            m.link_base_url.starts_with("https://") || m.link_base_url.starts_with("http://"),
+            "mail.link_base_url must be an http(s) URL"
+        );
+        anyhow::ensure!(
+            m.from.contains('@'),
+            "mail.from must be an address, e.g. \"authd <no-reply@example.com>\""
+        );
+        anyhow::ensure!(
+            m.poll_interval_ms > 0 && m.max_retry_interval_secs > 0 && m.give_up_after_secs > 0,
+            "mail.poll_interval_ms, mail.max_retry_interval_secs and mail.give_up_after_secs must be positive"
+        );
+        anyhow::ensure!(
+            m.max_per_address_per_hour > 0,
+            "mail.max_per_address_per_hour must be positive"
+        );
+        let smtp = &m.smtp;
+        if m.transport == MailTransport::Smtp && smtp.tls == SmtpTls::None {
+            anyhow::ensure!(
+                is_loopback_host(&smtp.host),
+                "mail.smtp.tls = \"none\" is allowed only towards a loopback address, not {:?}",
+                smtp.host
+            );
+        }
+        anyhow::ensure!(
+            smtp.username.is_some() == smtp.password_file.is_some(),
+            "mail.smtp.username and mail.smtp.password_file go together"
+        );
+        if let Some(path) = smtp
+            .password_file
+            .as_ref()
+            .filter(|_| self.profile == Profile::Prod)
+        {
+            secret_files::check_permissions("mail.smtp.password_file", path)?;
         }
         Ok(())
     }
@@ -361,6 +458,16 @@ fn collect_keys(prefix: &str, dict: &figment::value::Dict, out: &mut Vec<String>
             _ => out.push(key),
         }
     }
+}
+
+/// `localhost`, or an address in 127.0.0.0/8 or ::1.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `postgres://user:secret@host/db` or `?password=...`.

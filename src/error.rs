@@ -26,6 +26,8 @@ pub enum Error {
     InvalidRefreshToken,
     #[error("invalid MFA code")]
     InvalidCode,
+    #[error("invalid link token")]
+    InvalidLinkToken,
     #[error("invalid MFA token")]
     InvalidMfaToken,
     #[error("MFA already enabled")]
@@ -140,6 +142,8 @@ impl Error {
             Error::EmailNotVerified => "email_not_verified",
             Error::InvalidRefreshToken => "invalid_refresh_token",
             Error::InvalidCode => "invalid_code",
+            // The contract's name: a mailed link's token is a token too.
+            Error::InvalidLinkToken => "invalid_token",
             Error::InvalidMfaToken => "invalid_mfa_token",
             Error::MfaAlreadyEnabled => "mfa_already_enabled",
             Error::MfaNotEnabled => "mfa_not_enabled",
@@ -166,6 +170,7 @@ impl Error {
             | Error::MalformedJson
             | Error::InvalidEmail
             | Error::InvalidCode
+            | Error::InvalidLinkToken
             | Error::WeakPassword(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -203,6 +208,7 @@ impl Error {
             Error::EmailNotVerified => "verify the email address before logging in",
             Error::InvalidRefreshToken => "the refresh token is invalid or expired; log in again",
             Error::InvalidCode => "the code is not valid",
+            Error::InvalidLinkToken => "the link is invalid, already used or expired",
             Error::InvalidMfaToken => "the MFA token is invalid, used up or expired; log in again",
             Error::MfaAlreadyEnabled => "multi-factor authentication is already enabled",
             Error::MfaNotEnabled => "multi-factor authentication is not enabled",

@@ -197,6 +197,7 @@ pub struct Metrics {
     connections_refused: IntCounterVec,
     connections_timed_out: IntCounterVec,
     accept_errors: IntCounterVec,
+    mail: IntCounterVec,
 }
 
 impl Metrics {
@@ -270,6 +271,13 @@ impl Metrics {
                 ),
                 &["listener", "reason"],
             )?,
+            mail: IntCounterVec::new(
+                Opts::new(
+                    "authd_mail_total",
+                    "Mail handled by the outbox worker, by outcome (sent, retried, gave_up, address_limit).",
+                ),
+                &["outcome"],
+            )?,
             accept_errors: IntCounterVec::new(
                 Opts::new(
                     "authd_accept_errors_total",
@@ -298,6 +306,7 @@ impl Metrics {
         r.register(Box::new(self.connections_refused.clone()))?;
         r.register(Box::new(self.connections_timed_out.clone()))?;
         r.register(Box::new(self.accept_errors.clone()))?;
+        r.register(Box::new(self.mail.clone()))?;
         r.register(Box::new(self.hashing_pool.rejected.clone()))
     }
 
@@ -360,6 +369,17 @@ impl Metrics {
 
     pub fn refresh(&self, outcome: RefreshOutcome) {
         self.refreshes.with_label_values(&[outcome.label()]).inc();
+    }
+
+    /// One mail handled: `outcome` is `sent`, `retried`, `gave_up` or
+    /// `address_limit`.
+    pub fn mail(&self, outcome: &'static str) {
+        self.mail.with_label_values(&[outcome]).inc();
+    }
+
+    /// A mail not sent, for `reason`.
+    pub fn mail_dropped(&self, reason: &'static str) {
+        self.mail(reason);
     }
 
     pub fn refresh_reuse_detected(&self) {

@@ -13,7 +13,9 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::domain::audit::AuditLog;
+use crate::domain::data_keys;
 use crate::domain::keys::{self, KeyStore};
+use crate::domain::mail::{self, Mailer, transport::Transport};
 use crate::domain::mfa::MfaKeys;
 use crate::domain::passwords::Passwords;
 use crate::domain::services::Services;
@@ -32,6 +34,7 @@ pub struct Application {
     admin: server::Listener,
     state: AppState,
     rate_limiters: RateLimiters,
+    mail_transport: Transport,
 }
 
 /// Bound on closing the database pool once the listeners are done: closing
@@ -83,6 +86,7 @@ impl Application {
         Ok(Self {
             public,
             admin,
+            mail_transport: Transport::from_settings(&state.settings.mail)?,
             state,
             rate_limiters,
         })
@@ -109,6 +113,10 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintain(self.state.clone(), self.rate_limiters));
+        let mailer = tokio::spawn({
+            let state = self.state.clone();
+            async move { mail::worker::run(&state, self.mail_transport).await }
+        });
         let (stop, stopping) = watch::channel(false);
         let public = server::serve(self.public, stopping.clone());
         let admin = server::serve(self.admin, stopping);
@@ -119,6 +127,7 @@ impl Application {
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
         let result = drain(servers, shutdown, stop, grace).await;
         maintenance.abort();
+        mailer.abort();
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.state.db.close())
             .await
             .is_err()
@@ -155,6 +164,8 @@ pub async fn build_state(
             .await??;
     let audit = AuditLog::load_or_create(&pool, master, clock.now()).await?;
     let mfa = MfaKeys::load_or_create(&pool, master, clock.now()).await?;
+    let outbox_key =
+        data_keys::load_or_create(&pool, master, mail::OUTBOX_KEY_PURPOSE, clock.now()).await?;
     let services = Services {
         throttle_key: master.derive(throttle::SUBJECT_LABEL)?,
         settings,
@@ -164,6 +175,7 @@ pub async fn build_state(
         passwords,
         audit,
         mfa,
+        mail: Mailer::new(outbox_key),
         metrics,
     };
     Ok(AppState(Arc::new(App {
@@ -204,6 +216,13 @@ async fn maintain(state: AppState, rate_limiters: RateLimiters) {
         }
         if let Err(e) = crate::storage::mfa::purge_challenges(&state.db, now).await {
             tracing::warn!(error = %e, "MFA challenge purge failed");
+        }
+        if let Err(e) = crate::storage::account_tokens::purge(&state.db, now).await {
+            tracing::warn!(error = %e, "account token purge failed");
+        }
+        let hour_ago = now - time::Duration::hours(1);
+        if let Err(e) = crate::storage::outbox::purge_quota(&state.db, hour_ago).await {
+            tracing::warn!(error = %e, "mail quota purge failed");
         }
         let keys_expired_before = http::idempotency::expired_before(&state, now);
         if let Err(e) = idempotency_store::purge_expired(&state.db, keys_expired_before).await {

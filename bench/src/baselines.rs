@@ -183,6 +183,8 @@ async fn refresh_loop(
         now,
         idle_expires_at: now + time::Duration::days(30),
         absolute_expires_at: now + time::Duration::days(90),
+        client_ip: None,
+        user_agent: None,
     };
     let mut token = PlainToken::generate()?;
     store::open(&state.db, &session, &token.hash()).await?;

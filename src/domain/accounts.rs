@@ -1,7 +1,9 @@
 //! Sign-up and the caller's own profile. Sign-up answers identically whether
 //! or not the address is taken, or a look-alike of it (see `email`): the
-//! password is hashed in all cases, and the insert simply does nothing on a
-//! conflict (the audit log records which it was; the client is never told).
+//! password is hashed in all cases, the insert simply does nothing on a
+//! conflict (the audit log records which it was; the client is never told),
+//! and a mail is queued either way: a verification link to a new address,
+//! "an account already exists" to the owner of a taken one.
 use secrecy::SecretString;
 use serde_json::json;
 use sqlx::PgPool;
@@ -9,12 +11,30 @@ use uuid::Uuid;
 
 use crate::domain::audit::{Context, Event, Kind};
 use crate::domain::email::{self, Email};
+use crate::domain::lifecycle::tokens::{self, Purpose};
+use crate::domain::mail::templates::{self, Template};
+use crate::domain::mail::{self, Job};
 use crate::domain::password_policy;
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
 use crate::storage::users::{self, NewUser, Profile};
 
-pub async fn signup(state: &Services, ctx: &Context, email: &str, password: &str) -> Result<()> {
+/// The locale of an account's mail: a tag like `de` or `pt-BR`, kept only
+/// when there are templates for it (else the default).
+fn locale(requested: Option<&str>) -> &'static str {
+    let language = requested.and_then(|l| l.split(['-', '_']).next());
+    templates::locales()
+        .find(|known| language.is_some_and(|l| l.eq_ignore_ascii_case(known)))
+        .unwrap_or(templates::DEFAULT_LOCALE)
+}
+
+pub async fn signup(
+    state: &Services,
+    ctx: &Context,
+    email: &str,
+    password: &str,
+    requested_locale: Option<&str>,
+) -> Result<()> {
     let email = Email::parse(email)?;
     let reasons = password_policy::violations(password, &email, &state.settings.password);
     if !reasons.is_empty() {
@@ -26,6 +46,7 @@ pub async fn signup(state: &Services, ctx: &Context, email: &str, password: &str
     let user = NewUser {
         id: Uuid::new_v4(),
         email: email.as_str(),
+        locale: locale(requested_locale),
         email_key: email.key(),
         email_skeleton: email.skeleton(),
         password_hash: &hash,
@@ -35,9 +56,31 @@ pub async fn signup(state: &Services, ctx: &Context, email: &str, password: &str
     let mut tx = state.db.begin().await?;
     let event = if users::insert_if_absent(&mut *tx, &user).await? {
         users::grant_roles(&mut *tx, user.id, &state.settings.auth.default_roles, now).await?;
+        if mail::within_quota(state, &mut tx, email.key()).await? {
+            let token = tokens::issue(state, &mut tx, user.id, Purpose::VerifyEmail, None).await?;
+            let job = Job::Send {
+                to: email.as_str().to_owned(),
+                locale: user.locale.to_owned(),
+                template: Template::VerifyEmail,
+                link: Some(mail::link(state, "verify-email", token.expose())),
+            };
+            state
+                .mail
+                .enqueue(&mut tx, Some(user.id), &job, now)
+                .await?;
+        }
         Event::by_user(Kind::Signup, user.id, "created", json!({}))
     } else {
         let taken = users::find_taken(&mut *tx, email.key(), email.skeleton()).await?;
+        if let Some((owner, true)) = taken {
+            // The owner hears of it, at the address on the account.
+            let account = users::mail_account(&mut *tx, owner).await?;
+            if let Some(account) = account.filter(|a| !a.disabled)
+                && mail::within_quota(state, &mut tx, email.key()).await?
+            {
+                mail::notify(state, &mut tx, &account, Template::AccountExists).await?;
+            }
+        }
         Event {
             kind: Kind::Signup,
             actor: None,
@@ -51,6 +94,7 @@ pub async fn signup(state: &Services, ctx: &Context, email: &str, password: &str
     };
     state.audit.append(&mut tx, ctx, event).await?;
     tx.commit().await?;
+    state.mail.wake();
     Ok(())
 }
 

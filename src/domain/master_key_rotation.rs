@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use crate::crypto::MasterKey;
 use crate::crypto::master_key::labels;
 use crate::domain::audit::{AuditLog, Context, Event, Kind};
-use crate::storage::{sealed_keys, signing_keys};
+use crate::storage::{sealed_keys, signing_keys, user_keys};
 
 /// Re-seals every ciphertext; returns how many were re-sealed.
 pub async fn rotate_master(
@@ -42,6 +42,12 @@ pub async fn rotate_master(
             &new_signing.seal(key.kid.as_bytes(), &plain)?,
         )
         .await?;
+        resealed += 1;
+    }
+    for (user_id, sealed) in user_keys::all(&mut *tx).await? {
+        let aad = crate::domain::user_keys::aad(user_id);
+        let plain = old_data.open(&aad, &sealed)?;
+        user_keys::replace(&mut *tx, user_id, &new_data.seal(&aad, &plain)?).await?;
         resealed += 1;
     }
     for (purpose, sealed) in sealed_keys::all(&mut *tx).await? {

@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::crypto::DataKey;
 use crate::domain::audit::AuditLog;
 use crate::domain::keys::KeyStore;
+use crate::domain::mail::Mailer;
 use crate::domain::mfa::MfaKeys;
 use crate::domain::passwords::Passwords;
 use crate::metrics::Metrics;
@@ -23,5 +24,6 @@ pub struct Services {
     pub throttle_key: DataKey,
     pub audit: AuditLog,
     pub mfa: MfaKeys,
+    pub mail: Mailer,
     pub metrics: Metrics,
 }

@@ -129,6 +129,8 @@ pub async fn open_session(
         now,
         idle_expires_at: idle_expiry(state, now, absolute_expires_at),
         absolute_expires_at,
+        client_ip: ctx.ip.map(sqlx::types::ipnetwork::IpNetwork::from),
+        user_agent: ctx.user_agent.as_deref(),
     };
     let token = PlainToken::generate()?;
     let mut tx = state.db.begin().await?;

@@ -32,7 +32,7 @@ pub struct Attempt {
 impl Attempt {
     /// A password for the account with this email key.
     pub fn password(key: &DataKey, email_key: &str, ip: IpAddr) -> Self {
-        Self::new(key.hmac(email_key.as_bytes()), ip)
+        Self::new(key, key.hmac(email_key.as_bytes()), ip)
     }
 
     /// A second factor for this account. The prefix keeps these subjects
@@ -40,13 +40,22 @@ impl Attempt {
     pub fn second_factor(key: &DataKey, user_id: Uuid, ip: IpAddr) -> Self {
         let mut input = b"\0mfa\0".to_vec();
         input.extend_from_slice(user_id.as_bytes());
-        Self::new(key.hmac(&input), ip)
+        Self::new(key, key.hmac(&input), ip)
     }
 
-    fn new(subject: [u8; 32], ip: IpAddr) -> Self {
+    /// The IP scope is a keyed hash of the address too: the table holds
+    /// neither addresses nor IPs (nothing to shred when an account goes).
+    fn new(key: &DataKey, subject: [u8; 32], ip: IpAddr) -> Self {
+        let mut input = b"\0ip\0".to_vec();
+        input.extend_from_slice(ip.to_string().as_bytes());
+        let ip_scope = key
+            .hmac(&input)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Self {
             subject,
-            ip_scope: ip.to_string(),
+            ip_scope,
             has_ip_counter: false,
         }
     }

@@ -111,14 +111,23 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
     }
 }
 
-/// `user:<id>` for a valid bearer token, else `ip:<client ip>`. An invalid
-/// token is not an error here: the handler decides what it needs.
+/// `user:<id>` for a valid bearer token, else `ip:<keyed hash of the
+/// client IP>` (the table holds no IP in the clear). An invalid token is
+/// not an error here: the handler decides what it needs.
 async fn scope(state: &AppState, parts: &mut Parts) -> Result<String> {
     if let Ok(Bearer(claims)) = Bearer::from_request_parts(parts, state).await {
         return Ok(format!("user:{}", claims.sub));
     }
     let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
-    Ok(format!("ip:{ip}"))
+    let mut input = b"\0scope-ip\0".to_vec();
+    input.extend_from_slice(ip.to_string().as_bytes());
+    let hashed: String = state
+        .idempotency_key
+        .hmac(&input)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("ip:{hashed}"))
 }
 
 /// The whole body, so it can be fingerprinted and then handed on.

@@ -25,7 +25,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::error::Error;
 use crate::state::AppState;
 use rate_limit::RateLimiters;
-use routes::{activity, auth, health, me, mfa, well_known};
+use routes::{account, activity, auth, health, me, me_account, mfa, well_known};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -83,54 +83,10 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, RateLimiters)> {
 pub fn build(state: AppState) -> anyhow::Result<(Router, RouteTable, RateLimiters)> {
     let mut table = RouteTable::default();
     let limiters = RateLimiters::new(&state.settings.rate_limit, &state.metrics)?;
-    let limits = &limiters;
     let t = &mut table;
-
-    let signup = t.add(Router::new(), Method::POST, "/v1/auth/signup", auth::signup)?;
-    // Everything that checks a password or a second factor shares the
-    // login bucket.
-    let login = t.add(Router::new(), Method::POST, "/v1/auth/login", auth::login)?;
-    let login = t.add(login, Method::POST, "/v1/auth/login/mfa", auth::login_mfa)?;
-    let mfa = t.add(
-        Router::new(),
-        Method::POST,
-        "/v1/me/mfa/totp/setup",
-        mfa::setup,
-    )?;
-    let mfa = t.add(mfa, Method::POST, "/v1/me/mfa/totp/activate", mfa::activate)?;
-    let mfa = t.add(
-        mfa,
-        Method::POST,
-        "/v1/me/mfa/recovery-codes",
-        mfa::regenerate,
-    )?;
-    let mfa_removal = t.add(
-        Router::new(),
-        Method::DELETE,
-        "/v1/me/mfa/totp",
-        mfa::disable,
-    )?;
-    let refresh = t.add(
-        Router::new(),
-        Method::POST,
-        "/v1/auth/refresh",
-        auth::refresh,
-    )?;
-    let refresh = t.add(refresh, Method::POST, "/v1/auth/logout", auth::logout)?;
-    let cookie_routes = idempotent(refresh, &state, true)
-        .layer(limits.refresh.layer())
-        .layer(axum::middleware::from_fn_with_state(
-            origin::AllowedOrigins::new(&state.settings.http.allowed_origins),
-            origin::require_allowed_origin,
-        ));
     let api = Router::new()
-        .merge(idempotent(signup, &state, false).layer(limits.signup.layer()))
-        .merge(idempotent(login, &state, false).layer(limits.login.layer()))
-        .merge(authenticated(idempotent(mfa, &state, false), &state).layer(limits.login.layer()))
-        .merge(authenticated(mfa_removal, &state).layer(limits.login.layer()))
-        .merge(cookie_routes);
-    let api = t.add(api, Method::GET, "/v1/me", me::me)?;
-    let api = t.add(api, Method::GET, "/v1/me/activity", activity::activity)?;
+        .merge(auth_routes(t, &state, &limiters)?)
+        .merge(me_routes(t, &state, &limiters)?);
 
     let public = Router::new();
     let public = t.add(
@@ -213,6 +169,135 @@ async fn refuse_declared_oversize(
         Some(length) if length > limit as u64 => Error::PayloadTooLarge.into_response(),
         _ => next.run(request).await,
     }
+}
+
+/// `/v1/auth/*`: anonymous callers.
+fn auth_routes(
+    t: &mut RouteTable,
+    state: &AppState,
+    limits: &RateLimiters,
+) -> anyhow::Result<Router<AppState>> {
+    let signup = t.add(Router::new(), Method::POST, "/v1/auth/signup", auth::signup)?;
+    // Everything that checks a password, a second factor or a mailed link
+    // shares the login bucket.
+    let login = t.add(Router::new(), Method::POST, "/v1/auth/login", auth::login)?;
+    let login = t.add(login, Method::POST, "/v1/auth/login/mfa", auth::login_mfa)?;
+    let login = t.add(
+        login,
+        Method::POST,
+        "/v1/auth/verify-email",
+        account::verify_email,
+    )?;
+    let login = t.add(
+        login,
+        Method::POST,
+        "/v1/auth/password/reset",
+        account::reset_password,
+    )?;
+    let mail = t.add(
+        Router::new(),
+        Method::POST,
+        "/v1/auth/verify-email/resend",
+        account::resend_verification,
+    )?;
+    let mail = t.add(
+        mail,
+        Method::POST,
+        "/v1/auth/password/forgot",
+        account::forgot_password,
+    )?;
+    let refresh = t.add(
+        Router::new(),
+        Method::POST,
+        "/v1/auth/refresh",
+        auth::refresh,
+    )?;
+    let refresh = t.add(refresh, Method::POST, "/v1/auth/logout", auth::logout)?;
+    let cookie_routes = idempotent(refresh, state, true)
+        .layer(limits.refresh.layer())
+        .layer(axum::middleware::from_fn_with_state(
+            origin::AllowedOrigins::new(&state.settings.http.allowed_origins),
+            origin::require_allowed_origin,
+        ));
+    Ok(Router::new()
+        .merge(idempotent(signup, state, false).layer(limits.signup.layer()))
+        .merge(idempotent(login, state, false).layer(limits.login.layer()))
+        .merge(idempotent(mail, state, false).layer(limits.mail.layer()))
+        .merge(cookie_routes))
+}
+
+/// `/v1/me*`: the caller's own account. Changes authenticate before
+/// anything else runs (see `extract::authenticate`).
+fn me_routes(
+    t: &mut RouteTable,
+    state: &AppState,
+    limits: &RateLimiters,
+) -> anyhow::Result<Router<AppState>> {
+    let reads = t.add(Router::new(), Method::GET, "/v1/me", me::me)?;
+    let reads = t.add(reads, Method::GET, "/v1/me/activity", activity::activity)?;
+    let reads = t.add(
+        reads,
+        Method::GET,
+        "/v1/me/sessions",
+        me_account::list_sessions,
+    )?;
+    let posts = t.add(
+        Router::new(),
+        Method::POST,
+        "/v1/me/mfa/totp/setup",
+        mfa::setup,
+    )?;
+    let posts = t.add(
+        posts,
+        Method::POST,
+        "/v1/me/mfa/totp/activate",
+        mfa::activate,
+    )?;
+    let posts = t.add(
+        posts,
+        Method::POST,
+        "/v1/me/mfa/recovery-codes",
+        mfa::regenerate,
+    )?;
+    let posts = t.add(
+        posts,
+        Method::POST,
+        "/v1/me/password",
+        me_account::change_password,
+    )?;
+    let posts = t.add(
+        posts,
+        Method::POST,
+        "/v1/me/email",
+        me_account::change_email,
+    )?;
+    let posts = t.add(
+        posts,
+        Method::POST,
+        "/v1/me/sessions/revoke-others",
+        me_account::revoke_other_sessions,
+    )?;
+    let deletes = t.add(
+        Router::new(),
+        Method::DELETE,
+        "/v1/me/mfa/totp",
+        mfa::disable,
+    )?;
+    let deletes = t.add(
+        deletes,
+        Method::DELETE,
+        "/v1/me",
+        me_account::delete_account,
+    )?;
+    let deletes = t.add(
+        deletes,
+        Method::DELETE,
+        "/v1/me/sessions/{id}",
+        me_account::revoke_session,
+    )?;
+    Ok(reads
+        .merge(authenticated(idempotent(posts, state, false), state).layer(limits.login.layer()))
+        .merge(authenticated(deletes, state).layer(limits.login.layer())))
 }
 
 /// `Strict-Transport-Security`, or none when `max_age_secs` is 0 (off by

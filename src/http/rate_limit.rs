@@ -80,6 +80,7 @@ pub struct RateLimiters {
     pub signup: Limiter,
     pub login: Limiter,
     pub refresh: Limiter,
+    pub mail: Limiter,
 }
 
 impl RateLimiters {
@@ -88,11 +89,12 @@ impl RateLimiters {
             signup: Limiter::new(settings.signup, metrics.rate_limited("signup")?)?,
             login: Limiter::new(settings.login, metrics.rate_limited("login")?)?,
             refresh: Limiter::new(settings.refresh, metrics.rate_limited("refresh")?)?,
+            mail: Limiter::new(settings.mail, metrics.rate_limited("mail")?)?,
         })
     }
 
     pub fn shrink(&self) {
-        for limiter in [&self.signup, &self.login, &self.refresh] {
+        for limiter in [&self.signup, &self.login, &self.refresh, &self.mail] {
             limiter.shrink();
         }
     }

@@ -17,12 +17,15 @@ pub struct StoredEvent {
     pub request_id: Option<String>,
     pub outcome: String,
     pub details: serde_json::Value,
+    /// Client IP and user agent of an event about an account, sealed under
+    /// that account's data key (then `client_ip` and `user_agent` are null).
+    pub personal_enc: Option<Vec<u8>>,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
 }
 
 const COLUMNS: &str = "seq, occurred_at, event_type, actor_user_id, subject_user_id, client_ip, \
-                       user_agent, request_id, outcome, details, prev_hash, hash";
+                       user_agent, request_id, outcome, details, personal_enc, prev_hash, hash";
 
 /// Serialises appends until the end of the caller's transaction.
 pub async fn lock_chain(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
@@ -51,7 +54,7 @@ pub async fn head_and_now(
 
 pub async fn insert(db: impl PgExecutor<'_>, e: &StoredEvent) -> sqlx::Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))
     .bind(e.seq)
     .bind(e.occurred_at)
@@ -63,6 +66,7 @@ pub async fn insert(db: impl PgExecutor<'_>, e: &StoredEvent) -> sqlx::Result<()
     .bind(&e.request_id)
     .bind(&e.outcome)
     .bind(&e.details)
+    .bind(&e.personal_enc)
     .bind(&e.prev_hash)
     .bind(&e.hash)
     .execute(db)

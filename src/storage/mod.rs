@@ -6,12 +6,15 @@
 //! database or a committed `.sqlx` cache, and every query runs in the
 //! integration tests against real PostgreSQL, which is where a broken query
 //! would show.
+pub mod account_tokens;
 pub mod audit;
 pub mod db;
 pub mod idempotency;
 pub mod mfa;
+pub mod outbox;
 pub mod sealed_keys;
 pub mod sessions;
 pub mod signing_keys;
 pub mod throttle;
+pub mod user_keys;
 pub mod users;

@@ -11,6 +11,8 @@ pub struct NewSession<'a> {
     pub now: OffsetDateTime,
     pub idle_expires_at: OffsetDateTime,
     pub absolute_expires_at: OffsetDateTime,
+    pub client_ip: Option<sqlx::types::ipnetwork::IpNetwork>,
+    pub user_agent: Option<&'a str>,
 }
 
 /// Opens a session with its first refresh token in one statement (one round
@@ -23,8 +25,8 @@ pub async fn open(
     sqlx::query_scalar(
         "WITH session AS (
              INSERT INTO sessions (id, user_id, client_type, amr, auth_time, created_at, last_used_at,
-                                   idle_expires_at, absolute_expires_at)
-             VALUES ($1, $2, $3, $4, $5, $5, $5, $6, $7)
+                                   idle_expires_at, absolute_expires_at, client_ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $5, $5, $6, $7, $9, $10)
              RETURNING id
          ), token AS (
              INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, issued_at)
@@ -40,6 +42,8 @@ pub async fn open(
     .bind(s.idle_expires_at)
     .bind(s.absolute_expires_at)
     .bind(token_hash)
+    .bind(s.client_ip)
+    .bind(s.user_agent)
     .fetch_one(db)
     .await
 }
@@ -280,5 +284,76 @@ pub async fn is_live(
     .bind(session_id)
     .bind(user_id)
     .fetch_one(db)
+    .await
+}
+
+/// Revokes every open session of the user but `except`; returns how many.
+pub async fn revoke_all(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    except: Option<Uuid>,
+    reason: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<u64> {
+    let result = sqlx::query(
+        "UPDATE sessions SET revoked_at = $4, revoked_reason = $3
+         WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id <> $2)",
+    )
+    .bind(user_id)
+    .bind(except)
+    .bind(reason)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Revokes one of the user's own open sessions; false when there is no
+/// such session of theirs.
+pub async fn revoke_owned(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    session_id: Uuid,
+    reason: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE sessions SET revoked_at = $4, revoked_reason = $3
+         WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL AND absolute_expires_at > $4",
+    )
+    .bind(user_id)
+    .bind(session_id)
+    .bind(reason)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+#[derive(Debug, FromRow)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: OffsetDateTime,
+    pub client_ip: Option<sqlx::types::ipnetwork::IpNetwork>,
+    pub user_agent: Option<String>,
+}
+
+/// The user's open sessions, most recently used first.
+pub async fn list_open(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<Vec<SessionRow>> {
+    sqlx::query_as(
+        "SELECT id, created_at, last_used_at, client_ip, user_agent FROM sessions
+         WHERE user_id = $1 AND revoked_at IS NULL
+           AND idle_expires_at > $2 AND absolute_expires_at > $2
+         ORDER BY last_used_at DESC, created_at DESC
+         LIMIT 100",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(db)
     .await
 }

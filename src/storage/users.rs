@@ -6,6 +6,7 @@ use uuid::Uuid;
 pub struct NewUser<'a> {
     pub id: Uuid,
     pub email: &'a str,
+    pub locale: &'a str,
     pub email_key: &'a str,
     pub email_skeleton: &'a str,
     pub password_hash: &'a str,
@@ -18,8 +19,8 @@ pub struct NewUser<'a> {
 pub async fn insert_if_absent(db: impl PgExecutor<'_>, user: &NewUser<'_>) -> sqlx::Result<bool> {
     let result = sqlx::query(
         "INSERT INTO users (id, email, email_key, email_skeleton, password_hash, email_verified,
-                            created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                            created_at, updated_at, locale)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
          ON CONFLICT DO NOTHING",
     )
     .bind(user.id)
@@ -29,6 +30,7 @@ pub async fn insert_if_absent(db: impl PgExecutor<'_>, user: &NewUser<'_>) -> sq
     .bind(user.password_hash)
     .bind(user.email_verified)
     .bind(user.now)
+    .bind(user.locale)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -113,6 +115,87 @@ pub async fn known_roles(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar("SELECT name FROM roles ORDER BY name")
         .fetch_all(db)
         .await
+}
+
+/// What mailing an account needs.
+#[derive(FromRow)]
+pub struct MailAccount {
+    pub id: Uuid,
+    pub email: String,
+    pub locale: String,
+    pub email_verified: bool,
+    pub disabled: bool,
+}
+
+const MAIL_COLUMNS: &str = "id, email, locale, email_verified, disabled_at IS NOT NULL AS disabled";
+
+pub async fn find_for_mail(
+    db: impl PgExecutor<'_>,
+    email_key: &str,
+) -> sqlx::Result<Option<MailAccount>> {
+    sqlx::query_as(&format!(
+        "SELECT {MAIL_COLUMNS} FROM users WHERE email_key = $1"
+    ))
+    .bind(email_key)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn mail_account(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<MailAccount>> {
+    sqlx::query_as(&format!("SELECT {MAIL_COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn set_verified(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET email_verified = true, updated_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Moves the account to a new (verified) address; false when another
+/// account holds it, or a look-alike of it, by now.
+pub async fn change_email(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    email: &str,
+    email_key: &str,
+    email_skeleton: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE users SET email = $2, email_key = $3, email_skeleton = $4, email_verified = true,
+                          updated_at = $5
+         WHERE id = $1
+           AND NOT EXISTS (SELECT 1 FROM users o
+                           WHERE o.id <> $1 AND (o.email_key = $3 OR o.email_skeleton = $4))",
+    )
+    .bind(id)
+    .bind(email)
+    .bind(email_key)
+    .bind(email_skeleton)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Deletes the account; its sessions, tokens, keys, MFA and queued mail go
+/// with it (foreign keys cascade).
+pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
+    let result = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 /// The address as stored (for display, e.g. in an otpauth label).

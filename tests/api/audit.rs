@@ -136,10 +136,33 @@ async fn events_carry_context_from_the_request() {
         .await
         .unwrap();
     assert_eq!(row.get::<i64, _>("seq"), 1);
-    assert_eq!(row.get::<String, _>("ip"), "127.0.0.1");
-    let agent: String = row.get("user_agent");
-    assert!(agent.starts_with("TestAgent/1.0") && agent.chars().count() == 256);
+    // An event about an account keeps its IP and user agent sealed under
+    // the account's key (crypto-shredding), not in the clear...
+    assert_eq!(row.get::<Option<String>, _>("ip"), None);
+    assert_eq!(row.get::<Option<String>, _>("user_agent"), None);
     assert_eq!(row.get::<String, _>("request_id"), "req-42");
+    // ...and its owner's key opens them.
+    let event = authd::storage::audit::page(&app.db, 0, 1)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let key = app
+        .state
+        .audit
+        .user_keys()
+        .get(&app.db, user_id)
+        .await
+        .unwrap();
+    let (ip, agent) = authd::domain::audit::AuditLog::personal(&event, key.as_ref());
+    assert_eq!(ip.map(|ip| ip.to_string()).as_deref(), Some("127.0.0.1"));
+    let agent = agent.unwrap();
+    assert!(agent.starts_with("TestAgent/1.0") && agent.chars().count() == 256);
+    // Without it they stay closed.
+    assert_eq!(
+        authd::domain::audit::AuditLog::personal(&event, None),
+        (None, None)
+    );
     assert_eq!(
         row.get::<Option<uuid::Uuid>, _>("subject_user_id"),
         Some(user_id)

@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 
 #[path = "fault_proxy.rs"]
 pub mod fault_proxy;
+#[path = "smtp_sink.rs"]
+pub mod smtp_sink;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const REFRESH_COOKIE: &str = "__Secure-authd_refresh";
@@ -32,6 +34,11 @@ pub struct TestApp {
     pub clock: Arc<OffsetClock>,
     pub db: PgPool,
     pub db_name: String,
+    /// The master key file, for starting another app on this database.
+    pub master_key_file: String,
+    /// When false, dropping the app leaves its database (another app on it
+    /// drops it).
+    pub owns_database: bool,
 }
 
 fn admin_url() -> String {
@@ -51,7 +58,18 @@ pub fn test_settings() -> Settings {
     settings.http.addr = "127.0.0.1:0".parse().unwrap();
     settings.http.admin_addr = "127.0.0.1:0".parse().unwrap();
     settings.http.allowed_origins = vec!["https://app.example.com".into()];
+    settings.mail.file_dir = tempdir().into();
     settings
+}
+
+/// Mail goes to `sink` (plain SMTP on loopback), promptly retried.
+pub fn mail_to(settings: &mut Settings, sink: SocketAddr) {
+    settings.mail.transport = authd::config::MailTransport::Smtp;
+    settings.mail.smtp.host = sink.ip().to_string();
+    settings.mail.smtp.port = sink.port();
+    settings.mail.smtp.tls = authd::config::SmtpTls::None;
+    settings.mail.poll_interval_ms = 50;
+    settings.mail.max_retry_interval_secs = 1;
 }
 
 /// A fresh, migrated database.
@@ -125,8 +143,57 @@ async fn start(
     db_name: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> (TestApp, JoinHandle<std::io::Result<()>>) {
+    let master_key_file = format!("{}/master.key", tempdir());
+    let master = MasterKey::load_or_generate(Path::new(&master_key_file), true).unwrap();
+    start_with_key(
+        settings,
+        app_pool,
+        pool,
+        db_name,
+        shutdown,
+        master,
+        master_key_file,
+    )
+    .await
+}
+
+/// Another app on `app`'s database and master key (as after a restart).
+pub async fn spawn_again(
+    app: &TestApp,
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, JoinHandle<std::io::Result<()>>) {
+    let mut settings = test_settings();
+    configure(&mut settings);
+    let pool = PgPoolOptions::new()
+        .max_connections(10)
+        .connect(&database_url(&app.db_name))
+        .await
+        .unwrap();
+    let master = MasterKey::load("test", Path::new(&app.master_key_file)).unwrap();
+    let (mut again, handle) = start_with_key(
+        settings,
+        pool.clone(),
+        pool,
+        app.db_name.clone(),
+        std::future::pending(),
+        master,
+        app.master_key_file.clone(),
+    )
+    .await;
+    again.owns_database = false;
+    (again, handle)
+}
+
+async fn start_with_key(
+    settings: Settings,
+    app_pool: PgPool,
+    pool: PgPool,
+    db_name: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    master: MasterKey,
+    master_key_file: String,
+) -> (TestApp, JoinHandle<std::io::Result<()>>) {
     let clock = Arc::new(OffsetClock::default());
-    let master = MasterKey::generate().unwrap();
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let app = Application::with_pool(settings, app_pool, &master, dyn_clock)
         .await
@@ -143,6 +210,8 @@ async fn start(
         clock,
         db: pool,
         db_name,
+        master_key_file,
+        owns_database: true,
     };
     (app, server)
 }
@@ -158,6 +227,9 @@ pub fn client_from(source: &str) -> Client {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if !self.owns_database {
+            return;
+        }
         let name = self.db_name.clone();
         // Dropping a database needs a connection outside this test's runtime.
         let _ = std::thread::spawn(move || {

@@ -15,6 +15,7 @@ mod health;
 mod hsts;
 mod idempotency;
 mod jwks;
+mod lifecycle;
 mod login;
 mod me;
 mod metrics;

@@ -54,20 +54,20 @@ pub async fn activity(
         )));
     }
     let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let page = audit::activity(&state.db, claims.sub, before, limit).await?;
+    let page = audit::activity(&state.audit, &state.db, claims.sub, before, limit).await?;
     Ok(Json(ActivityPage {
         events: page.events.into_iter().map(shape).collect(),
         next_cursor: page.next_before.map(encode_cursor),
     }))
 }
 
-fn shape(e: crate::storage::audit::StoredEvent) -> ActivityEvent {
+fn shape(e: audit::ActivityEvent) -> ActivityEvent {
     ActivityEvent {
         id: e.seq,
         occurred_at: e.occurred_at,
         event_type: e.event_type,
         outcome: e.outcome,
-        client_ip: e.client_ip.map(|ip| ip.ip().to_string()),
+        client_ip: e.client_ip.map(|ip| ip.to_string()),
         user_agent: e.user_agent,
         details: e.details,
     }

@@ -25,6 +25,9 @@ use crate::state::AppState;
 pub struct SignupRequest {
     email: String,
     password: SecretString,
+    /// The language of the account's mail, e.g. `de` (default `en`).
+    #[serde(default)]
+    locale: Option<String>,
 }
 
 pub async fn signup(
@@ -32,7 +35,13 @@ pub async fn signup(
     Caller(ctx): Caller,
     AppJson(body): AppJson<SignupRequest>,
 ) -> Result<Response> {
-    accounts::signup(&state, &ctx, &body.email, body.password.expose_secret()).await?;
+    if body.locale.as_ref().is_some_and(|l| l.len() > 35) {
+        return Err(Error::InvalidRequest(
+            "locale must be at most 35 characters".into(),
+        ));
+    }
+    let password = body.password.expose_secret();
+    accounts::signup(&state, &ctx, &body.email, password, body.locale.as_deref()).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response())
 }
 

@@ -18,9 +18,17 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod activity;
+mod canonical;
+
+pub use activity::{ActivityEvent, ActivityPage, activity};
+use canonical::{canonical, personal_aad};
+
 use crate::crypto::DataKey;
+use crate::domain::user_keys::UserKeys;
 use crate::error::Result;
 use crate::storage::audit::{self as store, StoredEvent};
+use serde::{Deserialize, Serialize};
 
 const KEY_PURPOSE: &str = "audit-hmac";
 const GENESIS: [u8; 32] = [0; 32];
@@ -68,6 +76,12 @@ pub enum Kind {
     MfaSucceeded,
     MfaFailed,
     RecoveryCodeUsed,
+    EmailVerified,
+    EmailChangeRequested,
+    EmailChanged,
+    PasswordChanged,
+    SessionRevoked,
+    AccountDeleted,
 }
 
 impl Kind {
@@ -89,6 +103,12 @@ impl Kind {
             Kind::MfaSucceeded => "mfa_succeeded",
             Kind::MfaFailed => "mfa_failed",
             Kind::RecoveryCodeUsed => "recovery_code_used",
+            Kind::EmailVerified => "email_verified",
+            Kind::EmailChangeRequested => "email_change_requested",
+            Kind::EmailChanged => "email_changed",
+            Kind::PasswordChanged => "password_changed",
+            Kind::SessionRevoked => "session_revoked",
+            Kind::AccountDeleted => "account_deleted",
         }
     }
 }
@@ -118,6 +138,14 @@ impl Event {
 
 pub struct AuditLog {
     key: DataKey,
+    user_keys: UserKeys,
+}
+
+/// The personal fields of an event, as sealed under an account's key.
+#[derive(Serialize, Deserialize)]
+struct Personal {
+    ip: Option<IpAddr>,
+    user_agent: Option<String>,
 }
 
 impl AuditLog {
@@ -128,7 +156,16 @@ impl AuditLog {
         now: OffsetDateTime,
     ) -> anyhow::Result<Self> {
         let key = crate::domain::data_keys::load_or_create(db, master, KEY_PURPOSE, now).await?;
-        Ok(Self { key })
+        let sealing = master.derive(crate::crypto::master_key::labels::DATA_KEYS)?;
+        Ok(Self {
+            key,
+            user_keys: UserKeys::new(sealing),
+        })
+    }
+
+    /// Per-account keys (for reading one's own events, and for deletion).
+    pub fn user_keys(&self) -> &UserKeys {
+        &self.user_keys
     }
 
     /// Appends `event` inside the caller's transaction; returns its sequence
@@ -145,23 +182,76 @@ impl AuditLog {
             Some((seq, hash)) => (seq + 1, hash),
             None => (1, GENESIS.to_vec()),
         };
+        let owner = event.subject.or(event.actor);
+        let personal = self
+            .seal_personal(conn, owner, ctx, (seq, occurred_at))
+            .await?;
+        let in_clear = personal.is_none();
         let mut stored = StoredEvent {
             seq,
             occurred_at,
             event_type: event.kind.as_str().to_owned(),
             actor_user_id: event.actor,
             subject_user_id: event.subject,
-            client_ip: ctx.ip.map(IpNetwork::from),
-            user_agent: ctx.user_agent.clone(),
+            client_ip: ctx.ip.filter(|_| in_clear).map(IpNetwork::from),
+            user_agent: ctx.user_agent.clone().filter(|_| in_clear),
             request_id: ctx.request_id.clone(),
             outcome: event.outcome.to_owned(),
             details: event.details,
+            personal_enc: personal,
             prev_hash,
             hash: Vec::new(),
         };
         stored.hash = self.chain_hash(&stored)?.to_vec();
         store::insert(&mut *conn, &stored).await?;
         Ok(seq)
+    }
+
+    /// The client IP and user agent sealed under the account's key, for an
+    /// event about an account that still exists; `None` otherwise (the
+    /// fields are then stored as they are: they belong to no account).
+    async fn seal_personal(
+        &self,
+        conn: &mut PgConnection,
+        owner: Option<Uuid>,
+        ctx: &Context,
+        (seq, now): (i64, OffsetDateTime),
+    ) -> Result<Option<Vec<u8>>> {
+        let Some(user_id) = owner else {
+            return Ok(None);
+        };
+        if ctx.ip.is_none() && ctx.user_agent.is_none() {
+            return Ok(None);
+        }
+        let Some(key) = self.user_keys.get_or_create(conn, user_id, now).await? else {
+            return Ok(None);
+        };
+        let personal = Personal {
+            ip: ctx.ip,
+            user_agent: ctx.user_agent.clone(),
+        };
+        let plain = serde_json::to_vec(&personal).map_err(|e| crate::Error::Internal(e.into()))?;
+        Ok(Some(key.seal(&personal_aad(seq, user_id), &plain)?))
+    }
+
+    /// The client IP and user agent of `event`, for its owner: in the clear,
+    /// or opened with the owner's key (gone once the account is deleted).
+    pub fn personal(
+        event: &StoredEvent,
+        owner_key: Option<&DataKey>,
+    ) -> (Option<IpAddr>, Option<String>) {
+        let Some(sealed) = &event.personal_enc else {
+            return (event.client_ip.map(|ip| ip.ip()), event.user_agent.clone());
+        };
+        let owner = event.subject_user_id.or(event.actor_user_id);
+        let opened = owner_key
+            .zip(owner)
+            .and_then(|(key, owner)| key.open(&personal_aad(event.seq, owner), sealed).ok())
+            .and_then(|plain| serde_json::from_slice::<Personal>(&plain).ok());
+        match opened {
+            Some(p) => (p.ip, p.user_agent),
+            None => (None, None),
+        }
     }
 
     /// Appends `event` in a transaction of its own.
@@ -226,111 +316,9 @@ pub enum Verdict {
     Broken { seq: i64, reason: String },
 }
 
-/// Length-prefixed fields in a fixed order; absent fields have their own
-/// marker so `None` and `""` differ. Built from values as PostgreSQL returns
-/// them, so an event read back hashes the same as when it was written. A
-/// field too long for its 32-bit prefix is an error, never a truncated or
-/// ambiguous encoding.
-fn canonical(e: &StoredEvent) -> anyhow::Result<Vec<u8>> {
-    let micros = e.occurred_at.unix_timestamp_nanos() / 1000;
-    let fields: [Option<String>; 10] = [
-        Some(e.seq.to_string()),
-        Some(micros.to_string()),
-        Some(e.event_type.clone()),
-        e.actor_user_id.map(|u| u.to_string()),
-        e.subject_user_id.map(|u| u.to_string()),
-        e.client_ip.map(|ip| ip.ip().to_string()),
-        e.user_agent.clone(),
-        e.request_id.clone(),
-        Some(e.outcome.clone()),
-        Some(canonical_json(&e.details)),
-    ];
-    let mut out = Vec::new();
-    for field in fields {
-        match field {
-            Some(text) => {
-                let length = u32::try_from(text.len())
-                    .ok()
-                    .filter(|&n| n != ABSENT)
-                    .ok_or_else(|| anyhow::anyhow!("an audit field is too long to encode"))?;
-                out.extend(length.to_be_bytes());
-                out.extend(text.as_bytes());
-            }
-            None => out.extend(ABSENT.to_be_bytes()),
-        }
-    }
-    Ok(out)
-}
-
-/// The length prefix that marks an absent field.
-const ABSENT: u32 = u32::MAX;
-
-/// JSON with object keys sorted at every level (jsonb reorders keys).
-fn canonical_json(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            let body: Vec<String> = entries
-                .into_iter()
-                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), canonical_json(v)))
-                .collect();
-            format!("{{{}}}", body.join(","))
-        }
-        Value::Array(items) => format!(
-            "[{}]",
-            items
-                .iter()
-                .map(canonical_json)
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        scalar => scalar.to_string(),
-    }
-}
-
-/// One page of a user's own activity, newest first.
-pub struct ActivityPage {
-    pub events: Vec<StoredEvent>,
-    /// Pass back to get older events; `None` on the last page.
-    pub next_before: Option<i64>,
-}
-
-pub async fn activity(
-    db: &PgPool,
-    user_id: Uuid,
-    before: Option<i64>,
-    limit: i64,
-) -> Result<ActivityPage> {
-    let mut events = store::for_user(db, user_id, before.unwrap_or(i64::MAX), limit + 1).await?;
-    let more = usize::try_from(limit).is_ok_and(|l| events.len() > l);
-    if more {
-        events.pop();
-    }
-    let next_before = if more {
-        events.last().map(|e| e.seq)
-    } else {
-        None
-    };
-    Ok(ActivityPage {
-        events,
-        next_before,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn canonical_json_ignores_key_order() {
-        let a: Value =
-            serde_json::from_str(r#"{"b":1,"a":{"y":[1,"x"],"x":null}}"#).unwrap_or_default();
-        let b: Value =
-            serde_json::from_str(r#"{"a":{"x":null,"y":[1,"x"]},"b":1}"#).unwrap_or_default();
-        assert_eq!(canonical_json(&a), canonical_json(&b));
-        assert_eq!(canonical_json(&a), r#"{"a":{"x":null,"y":[1,"x"]},"b":1}"#);
-    }
 
     #[test]
     fn user_agents_are_truncated() {

@@ -1,0 +1,66 @@
+//! One random data key per account, for crypto-shredding: the account's
+//! personal data that must outlive a row (its audit events' client IPs and
+//! user agents) is encrypted under it, and deleting the account deletes the
+//! key, so what remains is unreadable. Sealed under a master-derived key
+//! with the user id as associated data; `secrets rotate-master` re-seals
+//! them.
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::crypto::DataKey;
+use crate::storage::user_keys as store;
+
+pub struct UserKeys {
+    sealing: DataKey,
+}
+
+/// Associated data of a sealed user key.
+pub fn aad(user_id: Uuid) -> Vec<u8> {
+    let mut aad = b"user-data-key:".to_vec();
+    aad.extend_from_slice(user_id.as_bytes());
+    aad
+}
+
+impl UserKeys {
+    /// `sealing` is the master-derived data-key sealing key.
+    pub fn new(sealing: DataKey) -> Self {
+        Self { sealing }
+    }
+
+    /// The account's key, created on first use; `None` once the account is
+    /// gone.
+    pub async fn get_or_create(
+        &self,
+        conn: &mut PgConnection,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Option<DataKey>> {
+        let sealed = match store::get(&mut *conn, user_id).await? {
+            Some(sealed) => Some(sealed),
+            None => {
+                let fresh = self
+                    .sealing
+                    .seal(&aad(user_id), DataKey::generate()?.expose_bytes())?;
+                store::insert_or_get(&mut *conn, user_id, &fresh, now).await?
+            }
+        };
+        sealed.map(|s| self.open(user_id, &s)).transpose()
+    }
+
+    /// The account's key if it has one (none after deletion).
+    pub async fn get(
+        &self,
+        db: impl sqlx::PgExecutor<'_>,
+        user_id: Uuid,
+    ) -> anyhow::Result<Option<DataKey>> {
+        store::get(db, user_id)
+            .await?
+            .map(|s| self.open(user_id, &s))
+            .transpose()
+    }
+
+    fn open(&self, user_id: Uuid, sealed: &[u8]) -> anyhow::Result<DataKey> {
+        DataKey::from_bytes(&self.sealing.open(&aad(user_id), sealed)?)
+    }
+}
