@@ -38,12 +38,14 @@ RUN mkdir -p src bench/src \
 
 # 2. The crate itself. Both embedded inputs must be in the build context:
 #    `sqlx::migrate!("./migrations")` embeds migrations/ and
-#    `include_str!` embeds data/common-passwords.txt, at compile time.
+#    `include_str!` embeds data/common-passwords.txt and the mail templates
+#    in templates/, at compile time.
 #    (config/ is only read at run time; it is copied into the runtime stage
 #    directly so that editing it does not trigger a recompile.)
 COPY src ./src
 COPY migrations ./migrations
 COPY data ./data
+COPY templates ./templates
 # The placeholder roots from step 1 may be newer than the copied sources;
 # touching them makes cargo rebuild the crate instead of reusing the stub.
 RUN touch src/main.rs src/lib.rs \

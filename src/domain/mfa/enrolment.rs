@@ -10,6 +10,7 @@ use crate::domain::audit::{Context, Event, Kind};
 use crate::domain::credentials::{self, Account};
 use crate::domain::mfa::factor::{self, Against, Factor};
 use crate::domain::mfa::recovery::{self, RecoveryCode};
+use crate::domain::mail::{self, templates::Template};
 use crate::domain::mfa::{qr, totp};
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
@@ -97,9 +98,11 @@ pub async fn activate(
         return Err(Error::MfaSetupRequired);
     }
     store::replace_recovery_codes(&mut tx, user_id, &hashes, now).await?;
+    tell(services, &mut tx, user_id, Template::MfaEnabled).await?;
     let event = Event::by_user(Kind::MfaActivated, user_id, "success", json!({}));
     services.audit.append(&mut tx, ctx, event).await?;
     tx.commit().await?;
+    services.mail.wake();
     Ok(codes)
 }
 
@@ -134,10 +137,25 @@ pub async fn disable(
     .await?;
     let mut tx = services.db.begin().await?;
     store::remove(&mut tx, user_id, services.clock.now()).await?;
+    tell(services, &mut tx, user_id, Template::MfaDisabled).await?;
     let event = Event::by_user(Kind::MfaDisabled, user_id, "success", json!({}));
     services.audit.append(&mut tx, ctx, event).await?;
     tx.commit().await?;
+    services.mail.wake();
     Ok(())
+}
+
+/// Mails the account about the change, at its current address.
+async fn tell(
+    services: &Services,
+    tx: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    template: Template,
+) -> Result<()> {
+    match users::mail_account(&mut *tx, user_id).await? {
+        Some(account) => mail::notify(services, tx, &account, template).await,
+        None => Ok(()),
+    }
 }
 
 /// A fresh set of recovery codes for a TOTP code; the old set stops
