@@ -114,6 +114,26 @@ async fn verification_links_expire_after_a_day_and_resend_answers_the_same_for_a
     )
     .await;
     assert_eq!(expired.status(), StatusCode::BAD_REQUEST);
+    // Timing: the request only queues work, whatever the address.
+    app.create_user("cal@example.com").await;
+    let (mut known_times, mut unknown_times) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        for (email, times) in [
+            ("cal@example.com", &mut known_times),
+            ("nobody@example.com", &mut unknown_times),
+        ] {
+            let started = Instant::now();
+            let response = post(
+                &app,
+                "/v1/auth/verify-email/resend",
+                &json!({ "email": email }),
+            )
+            .await;
+            times.push(started.elapsed());
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+        }
+    }
+    assert_similar(&mut known_times, &mut unknown_times);
     let known = post(
         &app,
         "/v1/auth/verify-email/resend",
@@ -703,4 +723,63 @@ async fn queued_mail_survives_a_restart() {
     let (_second, _) = spawn_again(&first, |s| mail_to(s, port)).await;
     let mail = sink.wait_for("lou@example.com", 1).await.pop().unwrap();
     assert!(mail.token("verify-email").is_some());
+}
+
+#[tokio::test]
+async fn a_reset_leaves_mfa_on() {
+    let (app, sink) = spawn_with_sink(|_| {}).await;
+    signup_verified(&app, &sink, "mona@example.com").await;
+    let (access, _) = app.login_native("mona@example.com").await;
+    let setup: Value = bearer(
+        &app,
+        reqwest::Method::POST,
+        "/v1/me/mfa/totp/setup",
+        &access,
+        Some(json!({ "password": PASSWORD })),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let at = step_start();
+    app.clock.pin(at);
+    let code = oathtool(&str_field(&setup, "secret"), at);
+    let activated = bearer(
+        &app,
+        reqwest::Method::POST,
+        "/v1/me/mfa/totp/activate",
+        &access,
+        Some(json!({ "code": code })),
+    )
+    .await;
+    assert_eq!(activated.status(), StatusCode::OK);
+    // "MFA on" reached the account.
+    let on = sink.wait_for("mona@example.com", 2).await.pop().unwrap();
+    assert!(
+        on.subject().contains("Two-step verification is on"),
+        "{}",
+        on.subject()
+    );
+    post(
+        &app,
+        "/v1/auth/password/forgot",
+        &json!({ "email": "mona@example.com" }),
+    )
+    .await;
+    let mail = sink.wait_for("mona@example.com", 3).await.pop().unwrap();
+    let reset = post(
+        &app,
+        "/v1/auth/password/reset",
+        &json!({ "token": mail.token("reset-password").unwrap(), "new_password": "a brand new passphrase" }),
+    )
+    .await;
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    let login: Value = app
+        .login("mona@example.com", "a brand new passphrase", "native")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(login["mfa_required"], true);
+    assert!(login.get("access_token").is_none());
 }

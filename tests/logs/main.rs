@@ -45,9 +45,11 @@ async fn flows_log_no_emails_passwords_or_tokens() {
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
+    let sink = helpers::smtp_sink::SmtpSink::start().await;
     let app = spawn_with(|s| {
         s.throttle.ip_free_failures = 1;
         s.throttle.base_delay_secs = 60;
+        mail_to(s, sink.addr);
     })
     .await;
     let email = "Leaky.Person@Example.org";
@@ -200,6 +202,77 @@ async fn flows_log_no_emails_passwords_or_tokens() {
     ]);
     secrets.extend(recovery.iter().cloned());
     secrets.extend(recovery.iter().map(|c| c.replace('-', "")));
+
+    // The account lifecycle: mailed links, a reset, a change of address,
+    // sessions, deletion.
+    let life = "life.leaky@example.org";
+    app.create_user(life).await;
+    let verify = sink.wait_for(life, 1).await.pop().unwrap();
+    let verify_token = verify.token("verify-email").unwrap();
+    app.post_json("/v1/auth/verify-email", &json!({ "token": verify_token }))
+        .await;
+    app.post_json("/v1/auth/password/forgot", &json!({ "email": life }))
+        .await;
+    app.post_json(
+        "/v1/auth/password/forgot",
+        &json!({ "email": "ghost.leaky@example.org" }),
+    )
+    .await;
+    let reset = sink.wait_for(life, 2).await.pop().unwrap();
+    let reset_token = reset.token("reset-password").unwrap();
+    let new_password = "leaky new passphrase 77";
+    app.post_json(
+        "/v1/auth/password/reset",
+        &json!({ "token": reset_token, "new_password": new_password }),
+    )
+    .await;
+    let (life_access, _) = {
+        let body: Value = app
+            .login(life, new_password, "native")
+            .await
+            .json()
+            .await
+            .unwrap();
+        (str_field(&body, "access_token"), ())
+    };
+    let moved = "life.moved.leaky@example.org";
+    app.client
+        .post(app.url("/v1/me/email"))
+        .bearer_auth(&life_access)
+        .json(&json!({ "new_email": moved, "password": new_password }))
+        .send()
+        .await
+        .unwrap();
+    let change = sink.wait_for(moved, 1).await.pop().unwrap();
+    let change_token = change.token("verify-email").unwrap();
+    app.post_json("/v1/auth/verify-email", &json!({ "token": change_token }))
+        .await;
+    app.client
+        .get(app.url("/v1/me/sessions"))
+        .bearer_auth(&life_access)
+        .send()
+        .await
+        .unwrap();
+    app.client
+        .delete(app.url("/v1/me"))
+        .bearer_auth(&life_access)
+        .json(&json!({ "password": new_password }))
+        .send()
+        .await
+        .unwrap();
+    // Let the worker log whatever it logs about these mails.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    secrets.extend([
+        life.to_owned(),
+        "life.leaky".to_owned(),
+        moved.to_owned(),
+        "ghost.leaky".to_owned(),
+        new_password.to_owned(),
+        verify_token,
+        reset_token,
+        change_token,
+        life_access.clone(),
+    ]);
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     // The capture really holds the request logs (with status and route).

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use crate::domain::audit::{Context, Event, Kind};
 use crate::domain::credentials::{self, Account};
+use crate::domain::mail::{self, templates::Template};
 use crate::domain::mfa::factor::{self, Against, Factor};
 use crate::domain::mfa::recovery::{self, RecoveryCode};
-use crate::domain::mail::{self, templates::Template};
 use crate::domain::mfa::{qr, totp};
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
