@@ -57,6 +57,7 @@ pub struct Settings {
     pub keys: KeySettings,
     pub mfa: MfaSettings,
     pub mail: MailSettings,
+    pub admin: AdminSettings,
     pub secrets: SecretSettings,
     pub log: LogSettings,
 }
@@ -177,6 +178,14 @@ pub struct KeySettings {
 pub struct MfaSettings {
     /// The issuer label authenticator apps show next to the account.
     pub issuer: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Absolute lifetime of any session of an account with an admin-plane
+    /// role (support, auditor, admin).
+    pub session_max_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -314,6 +323,10 @@ impl Settings {
         );
         anyhow::ensure!(p.pool_queue > 0, "password.pool_queue must be positive");
         self.validate_mail()?;
+        anyhow::ensure!(
+            (3600..=14400).contains(&self.admin.session_max_secs),
+            "admin.session_max_secs must be between 3600 and 14400 (1 to 4 hours)"
+        );
         let issuer = &self.mfa.issuer;
         anyhow::ensure!(
             !issuer.trim().is_empty() && issuer.chars().count() <= 64 && !issuer.contains(':'),

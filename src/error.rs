@@ -40,6 +40,12 @@ pub enum Error {
     InvalidToken,
     #[error("forbidden origin")]
     ForbiddenOrigin,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("MFA required")]
+    MfaRequired,
+    #[error("last admin")]
+    LastAdmin,
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
     #[error("idempotency key in progress")]
@@ -117,6 +123,9 @@ impl Error {
         "mfa_setup_required",
         "invalid_token",
         "forbidden_origin",
+        "forbidden",
+        "mfa_required",
+        "last_admin",
         "idempotency_key_reused",
         "idempotency_in_progress",
         "already_processed",
@@ -150,6 +159,9 @@ impl Error {
             Error::MfaSetupRequired => "mfa_setup_required",
             Error::InvalidToken => "invalid_token",
             Error::ForbiddenOrigin => "forbidden_origin",
+            Error::Forbidden => "forbidden",
+            Error::MfaRequired => "mfa_required",
+            Error::LastAdmin => "last_admin",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
             Error::IdempotencyInProgress => "idempotency_in_progress",
             Error::AlreadyProcessed => "already_processed",
@@ -181,7 +193,11 @@ impl Error {
             Error::MfaAlreadyEnabled | Error::MfaNotEnabled | Error::MfaSetupRequired => {
                 StatusCode::CONFLICT
             }
-            Error::EmailNotVerified | Error::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            Error::EmailNotVerified
+            | Error::ForbiddenOrigin
+            | Error::Forbidden
+            | Error::MfaRequired => StatusCode::FORBIDDEN,
+            Error::LastAdmin => StatusCode::CONFLICT,
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::IdempotencyInProgress | Error::AlreadyProcessed => StatusCode::CONFLICT,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -215,6 +231,9 @@ impl Error {
             Error::MfaSetupRequired => "start the TOTP setup first",
             Error::InvalidToken => "the access token is missing, invalid or expired",
             Error::ForbiddenOrigin => "requests from this origin are not allowed",
+            Error::Forbidden => "your roles do not allow this",
+            Error::MfaRequired => "this needs a session that passed multi-factor authentication",
+            Error::LastAdmin => "the last admin cannot lose the admin role",
             Error::IdempotencyKeyReused => {
                 "this Idempotency-Key was already used with a different request"
             }

@@ -185,6 +185,7 @@ async fn refresh_loop(
         absolute_expires_at: now + time::Duration::days(90),
         client_ip: None,
         user_agent: None,
+        admin_max_secs: 14400,
     };
     let mut token = PlainToken::generate()?;
     store::open(&state.db, &session, &token.hash()).await?;

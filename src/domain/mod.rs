@@ -2,6 +2,7 @@
 //! own their transactions and call `storage` for SQL.
 pub mod access_tokens;
 pub mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod credentials;
 pub mod data_keys;

@@ -131,10 +131,11 @@ pub async fn open_session(
         absolute_expires_at,
         client_ip: ctx.ip.map(sqlx::types::ipnetwork::IpNetwork::from),
         user_agent: ctx.user_agent.as_deref(),
+        admin_max_secs: state.settings.admin.session_max_secs,
     };
     let token = PlainToken::generate()?;
     let mut tx = state.db.begin().await?;
-    let roles = store::open(&mut *tx, &session, &token.hash()).await?;
+    let (roles, absolute_expires_at) = store::open(&mut *tx, &session, &token.hash()).await?;
     let details = json!({ "session_id": session.id, "client_type": client_type.as_str() });
     state
         .audit

@@ -1,6 +1,7 @@
 //! HTTP: the router, its middleware stack, extractors and handlers. Handlers
 //! only parse, call `domain`, and shape the response.
 pub mod admin;
+pub mod admin_routes;
 pub mod client_ip;
 pub mod cookies;
 pub mod error_response;
@@ -24,6 +25,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::Error;
 use crate::state::AppState;
+use admin_routes::AdminRoutes;
 use rate_limit::RateLimiters;
 use routes::{account, activity, auth, health, me, me_account, mfa, well_known};
 
@@ -49,6 +51,10 @@ impl RouteTable {
         H: Handler<T, S>,
         T: 'static,
     {
+        anyhow::ensure!(
+            !path.starts_with("/v1/admin"),
+            "{path}: admin routes declare a permission (admin_routes::AdminRoutes::add)"
+        );
         let filter = MethodFilter::try_from(method.clone())
             .map_err(|e| anyhow::anyhow!("cannot route {method} {path}: {e}"))?;
         self.0.push((method, path));
@@ -86,7 +92,8 @@ pub fn build(state: AppState) -> anyhow::Result<(Router, RouteTable, RateLimiter
     let t = &mut table;
     let api = Router::new()
         .merge(auth_routes(t, &state, &limiters)?)
-        .merge(me_routes(t, &state, &limiters)?);
+        .merge(me_routes(t, &state, &limiters)?)
+        .merge(admin_api(t, &state)?);
 
     let public = Router::new();
     let public = t.add(
@@ -298,6 +305,39 @@ fn me_routes(
     Ok(reads
         .merge(authenticated(idempotent(posts, state, false), state).layer(limits.login.layer()))
         .merge(authenticated(deletes, state).layer(limits.login.layer())))
+}
+
+/// `/v1/admin/*`: each route with the permission it needs.
+fn admin_api(t: &mut RouteTable, state: &AppState) -> anyhow::Result<Router<AppState>> {
+    use crate::domain::admin::permissions::require::*;
+    use routes::admin;
+    Ok(AdminRoutes::new(t, state)
+        .add::<ReadUsers, _, _>(Method::GET, "/v1/admin/users", admin::list_users)?
+        .add::<ReadUsers, _, _>(Method::GET, "/v1/admin/users/{id}", admin::get_user)?
+        .add::<DisableAccounts, _, _>(
+            Method::POST,
+            "/v1/admin/users/{id}/disable",
+            admin::disable_user,
+        )?
+        .add::<DisableAccounts, _, _>(
+            Method::POST,
+            "/v1/admin/users/{id}/enable",
+            admin::enable_user,
+        )?
+        .add::<ManageRoles, _, _>(Method::PUT, "/v1/admin/users/{id}/roles", admin::set_roles)?
+        .add::<RevokeSessions, _, _>(
+            Method::POST,
+            "/v1/admin/users/{id}/sessions/revoke",
+            admin::revoke_sessions,
+        )?
+        .add::<ResetMfa, _, _>(Method::DELETE, "/v1/admin/users/{id}/mfa", admin::reset_mfa)?
+        .add::<ResendVerification, _, _>(
+            Method::POST,
+            "/v1/admin/users/{id}/verification/resend",
+            admin::resend_verification,
+        )?
+        .add::<ReadAudit, _, _>(Method::GET, "/v1/admin/audit", admin::audit)?
+        .router())
 }
 
 /// `Strict-Transport-Security`, or none when `max_age_secs` is 0 (off by

@@ -7,6 +7,7 @@
 //! integration tests against real PostgreSQL, which is where a broken query
 //! would show.
 pub mod account_tokens;
+pub mod admin;
 pub mod audit;
 pub mod db;
 pub mod idempotency;

@@ -13,26 +13,38 @@ pub struct NewSession<'a> {
     pub absolute_expires_at: OffsetDateTime,
     pub client_ip: Option<sqlx::types::ipnetwork::IpNetwork>,
     pub user_agent: Option<&'a str>,
+    /// The absolute lifetime cap of an account with an admin-plane role.
+    pub admin_max_secs: i64,
 }
 
 /// Opens a session with its first refresh token in one statement (one round
-/// trip) and returns the user's roles for the first access token.
+/// trip): the user's roles for the first access token, and the absolute
+/// expiry, capped at `admin_max_secs` for an account with an admin-plane
+/// role (the idle expiry never outlives it).
 pub async fn open(
     db: impl PgExecutor<'_>,
     s: &NewSession<'_>,
     token_hash: &[u8],
-) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "WITH session AS (
+) -> sqlx::Result<(Vec<String>, OffsetDateTime)> {
+    sqlx::query_as(
+        "WITH roles AS (
+             SELECT ARRAY(SELECT role FROM user_roles WHERE user_id = $2 ORDER BY role) AS names
+         ), expiry AS (
+             SELECT CASE WHEN names && ARRAY['support', 'auditor', 'admin']
+                         THEN LEAST($7, $5 + make_interval(secs => $11)) ELSE $7 END AS absolute
+             FROM roles
+         ), session AS (
              INSERT INTO sessions (id, user_id, client_type, amr, auth_time, created_at, last_used_at,
                                    idle_expires_at, absolute_expires_at, client_ip, user_agent)
-             VALUES ($1, $2, $3, $4, $5, $5, $5, $6, $7, $9, $10)
+             SELECT $1, $2, $3, $4, $5, $5, $5, LEAST($6, absolute), absolute, $9, $10 FROM expiry
              RETURNING id
          ), token AS (
              INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, issued_at)
              SELECT $8, id, NULL, $5 FROM session
+         ), seen AS (
+             UPDATE users SET last_login_at = $5 WHERE id = $2
          )
-         SELECT ARRAY(SELECT role FROM user_roles WHERE user_id = $2 ORDER BY role)",
+         SELECT roles.names, expiry.absolute FROM roles, expiry",
     )
     .bind(s.id)
     .bind(s.user_id)
@@ -44,6 +56,7 @@ pub async fn open(
     .bind(token_hash)
     .bind(s.client_ip)
     .bind(s.user_agent)
+    .bind(s.admin_max_secs as f64)
     .fetch_one(db)
     .await
 }

@@ -297,3 +297,87 @@ fn prod_refuses_inline_secrets_and_loose_secret_files() {
         );
     }
 }
+
+#[tokio::test]
+async fn users_grant_revoke_disable_and_list_from_the_command_line() {
+    let app = spawn_app().await;
+    app.create_user("ops@example.com").await;
+    app.create_user("other@example.com").await;
+    let url = database_url(&app.db_name);
+    let env = [
+        ("AUTHD_DATABASE__URL", url.as_str()),
+        (
+            "AUTHD_SECRETS__MASTER_KEY_FILE",
+            app.master_key_file.as_str(),
+        ),
+    ];
+    let grant = authd(
+        &[
+            "users",
+            "grant",
+            "--email",
+            "OPS@example.com",
+            "--role",
+            "admin",
+        ],
+        &env,
+    );
+    assert!(grant.status.success(), "{}", stderr(&grant));
+    assert!(stdout(&grant).contains("admin"), "{}", stdout(&grant));
+    let unknown = authd(
+        &[
+            "users",
+            "grant",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "root",
+        ],
+        &env,
+    );
+    assert!(!unknown.status.success());
+    // The last admin keeps the role.
+    let last = authd(
+        &[
+            "users",
+            "revoke",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "admin",
+        ],
+        &env,
+    );
+    assert!(!last.status.success(), "{}", stdout(&last));
+    let list = stdout(&authd(&["users", "list", "--role", "admin"], &env));
+    assert!(
+        list.contains("ops@example.com") && !list.contains("other@example.com"),
+        "{list}"
+    );
+    let disable = authd(
+        &[
+            "users",
+            "disable",
+            "--email",
+            "other@example.com",
+            "--reason",
+            "break glass",
+        ],
+        &env,
+    );
+    assert!(disable.status.success(), "{}", stderr(&disable));
+    assert_eq!(
+        app.login("other@example.com", PASSWORD, "native")
+            .await
+            .status(),
+        401
+    );
+    // Audited, with the CLI as the actor.
+    let by_cli = app
+        .count(
+            "SELECT count(*) FROM audit_events
+             WHERE event_type IN ('roles_changed', 'account_disabled') AND details->>'by' = 'cli'",
+        )
+        .await;
+    assert_eq!(by_cli, 2);
+}

@@ -82,6 +82,15 @@ pub enum Kind {
     PasswordChanged,
     SessionRevoked,
     AccountDeleted,
+    AdminUsersListed,
+    AdminUserViewed,
+    AccountDisabled,
+    AccountEnabled,
+    RolesChanged,
+    SessionsRevokedByAdmin,
+    MfaResetByAdmin,
+    VerificationResentByAdmin,
+    AdminAuditRead,
 }
 
 impl Kind {
@@ -109,6 +118,15 @@ impl Kind {
             Kind::PasswordChanged => "password_changed",
             Kind::SessionRevoked => "session_revoked",
             Kind::AccountDeleted => "account_deleted",
+            Kind::AdminUsersListed => "admin_users_listed",
+            Kind::AdminUserViewed => "admin_user_viewed",
+            Kind::AccountDisabled => "account_disabled",
+            Kind::AccountEnabled => "account_enabled",
+            Kind::RolesChanged => "roles_changed",
+            Kind::SessionsRevokedByAdmin => "sessions_revoked_by_admin",
+            Kind::MfaResetByAdmin => "mfa_reset_by_admin",
+            Kind::VerificationResentByAdmin => "verification_resent_by_admin",
+            Kind::AdminAuditRead => "admin_audit_read",
         }
     }
 }

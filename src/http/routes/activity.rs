@@ -73,11 +73,11 @@ fn shape(e: audit::ActivityEvent) -> ActivityEvent {
     }
 }
 
-fn encode_cursor(before: i64) -> String {
+pub(crate) fn encode_cursor(before: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("before:{before}"))
 }
 
-fn decode_cursor(cursor: &str) -> Result<i64> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<i64> {
     let invalid = || Error::InvalidRequest("invalid cursor".into());
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;

@@ -1,6 +1,7 @@
 //! Handlers, one module per area of the API.
 pub mod account;
 pub mod activity;
+pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod me;

@@ -1,4 +1,7 @@
-//! The command line: `authd serve | migrate | keys rotate | keys list`.
+//! The command line: `authd serve | migrate | keys … | audit verify |
+//! secrets rotate-master | users …`.
+mod users;
+
 use clap::{Parser, Subcommand};
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
@@ -59,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Administer accounts (bootstrap the first admin, break glass).
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +121,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             println!("migrations applied");
         }
         Command::Keys { command } => keys_command(settings, clock, command).await?,
+        Command::Users { command } => users::run(settings, clock, command).await?,
         Command::Audit {
             command: AuditCommand::Verify,
         } => return audit_verify(settings, clock).await,

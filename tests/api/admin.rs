@@ -1,0 +1,566 @@
+//! Roles, default-deny authorization and the admin API.
+use crate::helpers::*;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use time::Duration;
+use uuid::Uuid;
+
+async fn user_id(app: &TestApp, email: &str) -> Uuid {
+    sqlx::query_scalar("SELECT id FROM users WHERE email_key = $1")
+        .bind(email)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+async fn grant(app: &TestApp, email: &str, roles: &[&str]) {
+    let id = user_id(app, email).await;
+    let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+    let ctx = authd::domain::audit::Context::cli();
+    let caller = authd::domain::admin::authorize::AdminCaller::cli();
+    authd::domain::admin::users::set_roles(&app.state, &ctx, caller, id, &roles, "test setup")
+        .await
+        .unwrap();
+}
+
+/// An account with `roles`, and an access token from a session that
+/// passed MFA (or only the password, without `mfa`).
+async fn staff(app: &TestApp, email: &str, roles: &[&str], mfa: bool) -> String {
+    app.create_user(email).await;
+    grant(app, email, roles).await;
+    if !mfa {
+        return app.login_native(email).await.0;
+    }
+    let (access, _) = app.login_native(email).await;
+    let setup: Value = call(
+        app,
+        Method::POST,
+        "/v1/me/mfa/totp/setup",
+        &access,
+        Some(json!({ "password": PASSWORD })),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let secret = str_field(&setup, "secret");
+    let at = step_start();
+    app.clock.pin(at);
+    let activate = call(
+        app,
+        Method::POST,
+        "/v1/me/mfa/totp/activate",
+        &access,
+        Some(json!({ "code": oathtool(&secret, at) })),
+    )
+    .await;
+    assert_eq!(activate.status(), StatusCode::OK);
+    let challenge: Value = app
+        .login(email, PASSWORD, "native")
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.clock.advance(Duration::seconds(30));
+    let code = oathtool(&secret, at + Duration::seconds(30));
+    let done: Value = app
+        .post_json(
+            "/v1/auth/login/mfa",
+            &json!({ "mfa_token": str_field(&challenge, "mfa_token"), "code": code }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    str_field(&done, "access_token")
+}
+
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Response {
+    let mut request = app.client.request(method, app.url(path));
+    if !token.is_empty() {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+/// Every (method, path) under /v1/admin in openapi.yaml.
+fn admin_operations() -> Vec<(Method, String)> {
+    let spec: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        let path = path.as_str().unwrap();
+        if !path.starts_with("/v1/admin") {
+            continue;
+        }
+        for method in item.as_mapping().unwrap().keys().filter_map(|k| k.as_str()) {
+            if let Ok(m) = Method::from_bytes(method.to_uppercase().as_bytes())
+                && ["GET", "POST", "PUT", "DELETE", "PATCH"].contains(&m.as_str())
+            {
+                out.push((m, path.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_admin_path_is_401_without_a_token_and_403_for_a_plain_user() {
+    let app = spawn_app().await;
+    let plain = staff(&app, "plain@example.com", &[], false).await;
+    let operations = admin_operations();
+    assert!(operations.len() >= 9, "{operations:?}");
+    for (method, path) in operations {
+        // Whatever the id or the body.
+        for id in [Uuid::new_v4().to_string(), "not-an-id".into()] {
+            let path = path.replace("{id}", &id);
+            let body =
+                (method != Method::GET).then(|| json!({ "reason": "x", "roles": ["admin"] }));
+            let anonymous = call(&app, method.clone(), &path, "", body.clone()).await;
+            assert_eq!(
+                anonymous.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}"
+            );
+            let denied = call(&app, method.clone(), &path, &plain, body).await;
+            assert_eq!(
+                error_code(denied).await,
+                (StatusCode::FORBIDDEN, "forbidden".into()),
+                "{method} {path}"
+            );
+            let garbage = call(&app, method.clone(), &path, &plain, Some(json!([1, 2, 3]))).await;
+            assert_eq!(garbage.status(), StatusCode::FORBIDDEN, "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_role_gets_exactly_its_permissions() {
+    let app = spawn_app().await;
+    app.create_user("target@example.com").await;
+    let target = user_id(&app, "target@example.com").await;
+    // (method, path, body, which roles may)
+    let reason = json!({ "reason": "table test" });
+    let routes: Vec<(Method, String, Option<Value>, &[&str])> = vec![
+        (
+            Method::GET,
+            "/v1/admin/users".into(),
+            None,
+            &["support", "admin"],
+        ),
+        (
+            Method::GET,
+            format!("/v1/admin/users/{target}"),
+            None,
+            &["support", "admin"],
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/users/{target}/sessions/revoke"),
+            Some(reason.clone()),
+            &["support", "admin"],
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/users/{target}/verification/resend"),
+            Some(reason.clone()),
+            &["support", "admin"],
+        ),
+        (
+            Method::GET,
+            "/v1/admin/audit".into(),
+            None,
+            &["auditor", "admin"],
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/users/{target}/disable"),
+            Some(reason.clone()),
+            &["admin"],
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/users/{target}/enable"),
+            Some(reason.clone()),
+            &["admin"],
+        ),
+        (
+            Method::PUT,
+            format!("/v1/admin/users/{target}/roles"),
+            Some(json!({ "roles": ["user"], "reason": "table test" })),
+            &["admin"],
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/admin/users/{target}/mfa"),
+            Some(reason.clone()),
+            &["admin"],
+        ),
+    ];
+    // Every admin route of openapi.yaml is in the table.
+    let covered: BTreeSet<(String, String)> = routes
+        .iter()
+        .map(|(m, p, _, _)| (m.to_string(), p.replace(&target.to_string(), "{id}")))
+        .collect();
+    let documented: BTreeSet<(String, String)> = admin_operations()
+        .into_iter()
+        .map(|(m, p)| (m.to_string(), p))
+        .collect();
+    assert_eq!(covered, documented);
+    for role in ["user", "support", "auditor", "admin"] {
+        let token = staff(&app, &format!("{role}.staff@example.com"), &[role], true).await;
+        for (method, path, body, allowed) in &routes {
+            let response = call(&app, method.clone(), path, &token, body.clone()).await;
+            let status = response.status();
+            if allowed.contains(&role) {
+                assert!(status.is_success(), "{role}: {method} {path} -> {status}");
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{role}: {method} {path}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn admin_roles_need_a_session_that_passed_mfa() {
+    let app = spawn_app().await;
+    let token = staff(&app, "nomfa@example.com", &["admin"], false).await;
+    let response = call(&app, Method::GET, "/v1/admin/users", &token, None).await;
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::FORBIDDEN, "mfa_required".into())
+    );
+}
+
+#[tokio::test]
+async fn admin_sessions_end_after_the_admin_cap_and_the_cookie_never_outlives_it() {
+    let app = spawn_with(|s| s.admin.session_max_secs = 3600).await;
+    app.create_user("cap@example.com").await;
+    grant(&app, "cap@example.com", &["support"]).await;
+    let web = app.login("cap@example.com", PASSWORD, "web").await;
+    let cookie = refresh_set_cookie(&web).unwrap();
+    let max_age: i64 = cookie_attributes(&cookie)
+        .iter()
+        .find_map(|a| a.strip_prefix("Max-Age=").map(|v| v.parse().unwrap()))
+        .unwrap();
+    assert!(max_age <= 3600, "{cookie}");
+    let (_, refresh) = app.login_native("cap@example.com").await;
+    app.clock.advance(Duration::seconds(3500));
+    let body: Value = app.refresh_body(&refresh).await.json().await.unwrap();
+    let refresh = str_field(&body, "refresh_token");
+    app.clock.advance(Duration::seconds(200));
+    assert_eq!(
+        app.refresh_body(&refresh).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // A role granted to an account already signed in caps its sessions too.
+    app.create_user("late@example.com").await;
+    let (_, refresh) = app.login_native("late@example.com").await;
+    grant(&app, "late@example.com", &["auditor"]).await;
+    app.clock.advance(Duration::seconds(3700));
+    assert_eq!(
+        app.refresh_body(&refresh).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_role_bites_on_the_next_call_and_actions_are_audited() {
+    let app = spawn_app().await;
+    let boss = staff(&app, "boss@example.com", &["admin"], true).await;
+    let helper = staff(&app, "helper@example.com", &["support"], true).await;
+    assert_eq!(
+        call(&app, Method::GET, "/v1/admin/users", &helper, None)
+            .await
+            .status(),
+        200
+    );
+    let helper_id = user_id(&app, "helper@example.com").await;
+    let demote = call(
+        &app,
+        Method::PUT,
+        &format!("/v1/admin/users/{helper_id}/roles"),
+        &boss,
+        Some(json!({ "roles": [], "reason": "moved teams" })),
+    )
+    .await;
+    assert_eq!(demote.status(), StatusCode::OK);
+    assert_eq!(
+        demote.json::<Value>().await.unwrap()["roles"],
+        json!(["user"])
+    );
+    // Same access token, which still says "support": refused now.
+    let after = call(&app, Method::GET, "/v1/admin/users", &helper, None).await;
+    assert_eq!(after.status(), StatusCode::FORBIDDEN);
+    let boss_id = user_id(&app, "boss@example.com").await;
+    let (actor, subject, reason): (Option<Uuid>, Option<Uuid>, Option<String>) = sqlx::query_as(
+        "SELECT actor_user_id, subject_user_id, details->>'reason' FROM audit_events
+         WHERE event_type = 'roles_changed' AND details->>'reason' = 'moved teams'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (actor, subject, reason.as_deref()),
+        (Some(boss_id), Some(helper_id), Some("moved teams"))
+    );
+    // Reads of personal data are events too.
+    assert!(
+        app.count("SELECT count(*) FROM audit_events WHERE event_type = 'admin_users_listed'")
+            .await
+            >= 1
+    );
+    // Unknown roles, and too long or empty reasons, are refused.
+    for body in [
+        json!({ "roles": ["root"], "reason": "x" }),
+        json!({ "roles": [], "reason": "" }),
+        json!({ "roles": [], "reason": "x".repeat(501) }),
+    ] {
+        let response = call(
+            &app,
+            Method::PUT,
+            &format!("/v1/admin/users/{helper_id}/roles"),
+            &boss,
+            Some(body),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+    // The last admin keeps the role.
+    let last = call(
+        &app,
+        Method::PUT,
+        &format!("/v1/admin/users/{boss_id}/roles"),
+        &boss,
+        Some(json!({ "roles": ["support"], "reason": "oops" })),
+    )
+    .await;
+    assert_eq!(
+        error_code(last).await,
+        (StatusCode::CONFLICT, "last_admin".into())
+    );
+    let disable_self = call(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/users/{boss_id}/disable"),
+        &boss,
+        Some(json!({ "reason": "oops" })),
+    )
+    .await;
+    assert_eq!(disable_self.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn disabling_ends_sessions_at_once_and_login_fails_like_a_wrong_password() {
+    let app = spawn_app().await;
+    let boss = staff(&app, "boss2@example.com", &["admin"], true).await;
+    app.create_user("victim@example.com").await;
+    let (access, refresh) = app.login_native("victim@example.com").await;
+    let id = user_id(&app, "victim@example.com").await;
+    let disable = call(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/users/{id}/disable"),
+        &boss,
+        Some(json!({ "reason": "fraud" })),
+    )
+    .await;
+    assert_eq!(disable.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me(&access).await.status(), 401);
+    assert_eq!(app.refresh_body(&refresh).await.status(), 401);
+    let disabled = app.login("victim@example.com", PASSWORD, "native").await;
+    let wrong = app
+        .login("victim@example.com", "not the password at all", "native")
+        .await;
+    let (a, b) = (disabled.status(), wrong.status());
+    assert_eq!(
+        (a, disabled.text().await.unwrap()),
+        (b, wrong.text().await.unwrap())
+    );
+    let detail: Value = call(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/users/{id}"),
+        &boss,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(detail["disabled"], true);
+    assert_eq!(detail["active_sessions"], 0);
+    assert_eq!(detail["email"], "victim@example.com");
+    assert!(detail["last_login_at"].is_string());
+    call(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/users/{id}/enable"),
+        &boss,
+        Some(json!({ "reason": "cleared" })),
+    )
+    .await;
+    assert_eq!(
+        app.login("victim@example.com", PASSWORD, "native")
+            .await
+            .status(),
+        200
+    );
+    // Unknown and malformed ids: 404.
+    for id in [Uuid::new_v4().to_string(), "garbage".into(), "1".into()] {
+        let response = call(
+            &app,
+            Method::GET,
+            &format!("/v1/admin/users/{id}"),
+            &boss,
+            None,
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{id}");
+        let response = call(
+            &app,
+            Method::POST,
+            &format!("/v1/admin/users/{id}/disable"),
+            &boss,
+            Some(json!({ "reason": "x" })),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn cursor_paging_returns_every_user_once_while_users_are_added() {
+    let app = spawn_app().await;
+    let boss = staff(&app, "pager@example.com", &["admin"], true).await;
+    for i in 0..12 {
+        app.create_user(&format!("paged{i}@example.com")).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut added = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/admin/users?limit=5&cursor={c}"),
+            None => "/v1/admin/users?limit=5".into(),
+        };
+        let page: Value = call(&app, Method::GET, &path, &boss, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        for u in page["users"].as_array().unwrap() {
+            seen.push(u["email"].as_str().unwrap().to_owned());
+        }
+        // Signups while paging.
+        app.create_user(&format!("late{added}@example.com")).await;
+        added += 1;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let unique: BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a user came twice");
+    for i in 0..12 {
+        assert!(seen.contains(&format!("paged{i}@example.com")));
+    }
+    let prefixed: Value = call(
+        &app,
+        Method::GET,
+        "/v1/admin/users?email_prefix=PAGED1",
+        &boss,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let emails: Vec<&str> = prefixed["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails.len(), 3, "{emails:?}"); // paged1, paged10, paged11
+    for bad in ["limit=0", "limit=101", "cursor=%%%", "surprise=1"] {
+        let response = call(
+            &app,
+            Method::GET,
+            &format!("/v1/admin/users?{bad}"),
+            &boss,
+            None,
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn an_mfa_reset_removes_totp_and_the_audit_view_filters() {
+    let sink = crate::helpers::smtp_sink::SmtpSink::start().await;
+    let app = spawn_with(|s| mail_to(s, sink.addr)).await;
+    let boss = staff(&app, "boss3@example.com", &["admin"], true).await;
+    let _lost = staff(&app, "lostphone@example.com", &[], true).await;
+    let id = user_id(&app, "lostphone@example.com").await;
+    let reset = call(
+        &app,
+        Method::DELETE,
+        &format!("/v1/admin/users/{id}/mfa"),
+        &boss,
+        Some(json!({ "reason": "lost phone, ticket 42" })),
+    )
+    .await;
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.login("lostphone@example.com", PASSWORD, "native")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["mfa_required"],
+        Value::Null
+    );
+    let mails = sink.wait_for("lostphone@example.com", 3).await;
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.subject().contains("Two-step verification is off"))
+    );
+    let events: Value = call(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/audit?kind=mfa_reset_by_admin&user_id={id}"),
+        &boss,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["reason"], "lost phone, ticket 42");
+    assert_eq!(events[0]["subject"], id.to_string());
+    assert_eq!(events[0]["client_ip"], "127.0.0.1");
+    let bad = call(
+        &app,
+        Method::GET,
+        "/v1/admin/audit?user_id=nope",
+        &boss,
+        None,
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
