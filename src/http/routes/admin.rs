@@ -11,7 +11,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::admin::audit_view::{self, Filter};
+use crate::domain::admin::authorize::AdminCaller;
 use crate::domain::admin::{self, users};
+use crate::domain::audit::Context;
 use crate::error::{Error, Result};
 use crate::http::admin_routes::Admin;
 use crate::http::extract::{AppJson, AppQuery, Caller};
@@ -136,29 +138,60 @@ pub struct ReasonBody {
     reason: String,
 }
 
-pub async fn disable_user(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Caller(ctx): Caller,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<ReasonBody>,
+/// What a `{reason}`-only call does to the account.
+#[derive(Clone, Copy)]
+enum Action {
+    Disable,
+    Enable,
+    RevokeSessions,
+    ResetMfa,
+    ResendVerification,
+}
+
+async fn act(
+    (state, caller, ctx): (AppState, AdminCaller, Context),
+    id: &str,
+    body: ReasonBody,
+    action: Action,
 ) -> Result<StatusCode> {
-    let (id, reason) = (user_id(&id)?, admin::check_reason(&body.reason)?);
-    users::set_disabled(&state, &ctx, caller, (id, true), reason).await?;
+    let (id, reason) = (user_id(id)?, admin::check_reason(&body.reason)?);
+    match action {
+        Action::Disable => users::set_disabled(&state, &ctx, caller, (id, true), reason).await?,
+        Action::Enable => users::set_disabled(&state, &ctx, caller, (id, false), reason).await?,
+        Action::RevokeSessions => {
+            users::revoke_sessions(&state, &ctx, caller, id, reason).await?;
+        }
+        Action::ResetMfa => users::reset_mfa(&state, &ctx, caller, id, reason).await?,
+        Action::ResendVerification => {
+            users::resend_verification(&state, &ctx, caller, id, reason).await?;
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn enable_user(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Caller(ctx): Caller,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<ReasonBody>,
-) -> Result<StatusCode> {
-    let (id, reason) = (user_id(&id)?, admin::check_reason(&body.reason)?);
-    users::set_disabled(&state, &ctx, caller, (id, false), reason).await?;
-    Ok(StatusCode::NO_CONTENT)
+macro_rules! action_handlers {
+    ($($name:ident => $action:ident),* $(,)?) => {
+        $(
+            pub async fn $name(
+                State(state): State<AppState>,
+                Admin(caller): Admin,
+                Caller(ctx): Caller,
+                Path(id): Path<String>,
+                AppJson(body): AppJson<ReasonBody>,
+            ) -> Result<StatusCode> {
+                act((state, caller, ctx), &id, body, Action::$action).await
+            }
+        )*
+    };
 }
+
+action_handlers!(
+    disable_user => Disable,
+    enable_user => Enable,
+    revoke_sessions => RevokeSessions,
+    reset_mfa => ResetMfa,
+    resend_verification => ResendVerification,
+);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,42 +218,6 @@ pub async fn set_roles(
     }
     let roles = users::set_roles(&state, &ctx, caller, id, &body.roles, reason).await?;
     Ok(Json(Roles { roles }))
-}
-
-pub async fn revoke_sessions(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Caller(ctx): Caller,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<ReasonBody>,
-) -> Result<StatusCode> {
-    let (id, reason) = (user_id(&id)?, admin::check_reason(&body.reason)?);
-    users::revoke_sessions(&state, &ctx, caller, id, reason).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn reset_mfa(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Caller(ctx): Caller,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<ReasonBody>,
-) -> Result<StatusCode> {
-    let (id, reason) = (user_id(&id)?, admin::check_reason(&body.reason)?);
-    users::reset_mfa(&state, &ctx, caller, id, reason).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn resend_verification(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Caller(ctx): Caller,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<ReasonBody>,
-) -> Result<StatusCode> {
-    let (id, reason) = (user_id(&id)?, admin::check_reason(&body.reason)?);
-    users::resend_verification(&state, &ctx, caller, id, reason).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
