@@ -37,6 +37,19 @@ fn event(kind: Kind, caller: AdminCaller, subject: Option<Uuid>, mut details: Va
     }
 }
 
+/// Appends the action's audit event in the action's own transaction and
+/// commits both: an admin change never lands without its record.
+async fn commit_audited(
+    services: &Services,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    ctx: &Context,
+    event: Event,
+) -> Result<()> {
+    services.audit.append(&mut tx, ctx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 pub async fn list(
     services: &Services,
     ctx: &Context,
@@ -104,11 +117,7 @@ pub async fn set_disabled(
     } else {
         Kind::AccountEnabled
     };
-    services
-        .audit
-        .append(&mut tx, ctx, event(kind, caller, Some(id), details))
-        .await?;
-    tx.commit().await?;
+    commit_audited(services, tx, ctx, event(kind, caller, Some(id), details)).await?;
     Ok(())
 }
 
@@ -144,15 +153,13 @@ pub async fn set_roles(
     }
     store::cap_sessions(&mut *tx, id, services.settings.admin.session_max_secs).await?;
     let details = json!({ "reason": reason, "roles": roles });
-    services
-        .audit
-        .append(
-            &mut tx,
-            ctx,
-            event(Kind::RolesChanged, caller, Some(id), details),
-        )
-        .await?;
-    tx.commit().await?;
+    commit_audited(
+        services,
+        tx,
+        ctx,
+        event(Kind::RolesChanged, caller, Some(id), details),
+    )
+    .await?;
     Ok(roles)
 }
 
@@ -170,15 +177,13 @@ pub async fn revoke_sessions(
     }
     let revoked = sessions::revoke_all(&mut *tx, id, None, "revoked_by_admin", now).await?;
     let details = json!({ "reason": reason, "sessions_revoked": revoked });
-    services
-        .audit
-        .append(
-            &mut tx,
-            ctx,
-            event(Kind::SessionsRevokedByAdmin, caller, Some(id), details),
-        )
-        .await?;
-    tx.commit().await?;
+    commit_audited(
+        services,
+        tx,
+        ctx,
+        event(Kind::SessionsRevokedByAdmin, caller, Some(id), details),
+    )
+    .await?;
     Ok(revoked)
 }
 
@@ -201,15 +206,13 @@ pub async fn reset_mfa(
         mail::notify(services, &mut tx, &account, Template::MfaDisabled).await?;
     }
     let details = json!({ "reason": reason, "had_mfa": removed });
-    services
-        .audit
-        .append(
-            &mut tx,
-            ctx,
-            event(Kind::MfaResetByAdmin, caller, Some(id), details),
-        )
-        .await?;
-    tx.commit().await?;
+    commit_audited(
+        services,
+        tx,
+        ctx,
+        event(Kind::MfaResetByAdmin, caller, Some(id), details),
+    )
+    .await?;
     services.mail.wake();
     Ok(())
 }
@@ -240,15 +243,13 @@ pub async fn resend_verification(
         services.mail.enqueue(&mut tx, Some(id), &job, now).await?;
     }
     let details = json!({ "reason": reason, "sent": sent });
-    services
-        .audit
-        .append(
-            &mut tx,
-            ctx,
-            event(Kind::VerificationResentByAdmin, caller, Some(id), details),
-        )
-        .await?;
-    tx.commit().await?;
+    commit_audited(
+        services,
+        tx,
+        ctx,
+        event(Kind::VerificationResentByAdmin, caller, Some(id), details),
+    )
+    .await?;
     services.mail.wake();
     Ok(())
 }
