@@ -46,6 +46,20 @@ pub enum Error {
     MfaRequired,
     #[error("last admin")]
     LastAdmin,
+    #[error("unknown client")]
+    InvalidClient,
+    #[error("invalid return_to")]
+    InvalidReturnTo,
+    #[error("invalid federation state")]
+    InvalidState,
+    #[error("identity provider unavailable")]
+    IdpUnavailable,
+    #[error("invalid ID token: {0}")]
+    InvalidIdToken(&'static str),
+    #[error("federation denied: {0}")]
+    FederationDenied(&'static str),
+    #[error("email domain not allowed")]
+    EmailDomainNotAllowed,
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
     #[error("idempotency key in progress")]
@@ -126,6 +140,13 @@ impl Error {
         "forbidden",
         "mfa_required",
         "last_admin",
+        "invalid_client",
+        "invalid_return_to",
+        "invalid_state",
+        "idp_unavailable",
+        "invalid_id_token",
+        "federation_denied",
+        "email_domain_not_allowed",
         "idempotency_key_reused",
         "idempotency_in_progress",
         "already_processed",
@@ -162,6 +183,13 @@ impl Error {
             Error::Forbidden => "forbidden",
             Error::MfaRequired => "mfa_required",
             Error::LastAdmin => "last_admin",
+            Error::InvalidClient => "invalid_client",
+            Error::InvalidReturnTo => "invalid_return_to",
+            Error::InvalidState => "invalid_state",
+            Error::IdpUnavailable => "idp_unavailable",
+            Error::InvalidIdToken(_) => "invalid_id_token",
+            Error::FederationDenied(_) => "federation_denied",
+            Error::EmailDomainNotAllowed => "email_domain_not_allowed",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
             Error::IdempotencyInProgress => "idempotency_in_progress",
             Error::AlreadyProcessed => "already_processed",
@@ -183,20 +211,26 @@ impl Error {
             | Error::InvalidEmail
             | Error::InvalidCode
             | Error::InvalidLinkToken
+            | Error::InvalidClient
+            | Error::InvalidReturnTo
+            | Error::InvalidState
             | Error::WeakPassword(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::InvalidCredentials
             | Error::InvalidRefreshToken
             | Error::InvalidToken
-            | Error::InvalidMfaToken => StatusCode::UNAUTHORIZED,
+            | Error::InvalidMfaToken
+            | Error::InvalidIdToken(_) => StatusCode::UNAUTHORIZED,
             Error::MfaAlreadyEnabled | Error::MfaNotEnabled | Error::MfaSetupRequired => {
                 StatusCode::CONFLICT
             }
             Error::EmailNotVerified
             | Error::ForbiddenOrigin
             | Error::Forbidden
-            | Error::MfaRequired => StatusCode::FORBIDDEN,
+            | Error::MfaRequired
+            | Error::FederationDenied(_)
+            | Error::EmailDomainNotAllowed => StatusCode::FORBIDDEN,
             Error::LastAdmin => StatusCode::CONFLICT,
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::IdempotencyInProgress | Error::AlreadyProcessed => StatusCode::CONFLICT,
@@ -205,6 +239,7 @@ impl Error {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::IdpUnavailable => StatusCode::BAD_GATEWAY,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -234,6 +269,19 @@ impl Error {
             Error::Forbidden => "your roles do not allow this",
             Error::MfaRequired => "this needs a session that passed multi-factor authentication",
             Error::LastAdmin => "the last admin cannot lose the admin role",
+            Error::InvalidClient => "client_id is not a registered client",
+            Error::InvalidReturnTo => {
+                "return_to must be a relative path or a URL under an allowed origin"
+            }
+            Error::InvalidState => "this sign-in is invalid, already used or expired; start again",
+            Error::IdpUnavailable => "the identity provider could not be reached; retry shortly",
+            Error::InvalidIdToken(_) => "the identity provider's answer could not be verified",
+            Error::FederationDenied(_) => {
+                "this sign-in through the identity provider is not allowed"
+            }
+            Error::EmailDomainNotAllowed => {
+                "the identity provider's email address is not in an allowed domain"
+            }
             Error::IdempotencyKeyReused => {
                 "this Idempotency-Key was already used with a different request"
             }
@@ -265,6 +313,7 @@ impl Error {
             // About the database's acquire timeout: by then a restarted
             // PostgreSQL is usually back.
             Error::Unavailable(_) | Error::NotReady => Some(2),
+            Error::IdpUnavailable => Some(5),
             _ => None,
         }
     }

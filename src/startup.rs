@@ -168,6 +168,7 @@ pub async fn build_state(
         data_keys::load_or_create(&pool, master, mail::OUTBOX_KEY_PURPOSE, clock.now()).await?;
     let services = Services {
         throttle_key: master.derive(throttle::SUBJECT_LABEL)?,
+        clients: crate::domain::clients::Clients::new(&settings.auth),
         settings,
         db: pool,
         clock,

@@ -179,6 +179,8 @@ async fn refresh_loop(
         id: Uuid::new_v4(),
         user_id,
         client_type: "native",
+        client_id: None,
+        idp: None,
         amr: &amr,
         now,
         idle_expires_at: now + time::Duration::days(30),

@@ -1,5 +1,6 @@
 //! The command line: `authd serve | migrate | keys … | audit verify |
-//! secrets rotate-master | users …`.
+//! secrets rotate-master | users … | clients …`.
+mod clients;
 mod users;
 
 use clap::{Parser, Subcommand};
@@ -67,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         command: users::UsersCommand,
     },
+    /// Register the clients tokens are minted for.
+    Clients {
+        #[command(subcommand)]
+        command: clients::ClientsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +128,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         }
         Command::Keys { command } => keys_command(settings, clock, command).await?,
         Command::Users { command } => users::run(settings, clock, command).await?,
+        Command::Clients { command } => clients::run(settings, clock, command).await?,
         Command::Audit {
             command: AuditCommand::Verify,
         } => return audit_verify(settings, clock).await,

@@ -183,7 +183,11 @@ impl Rotation {
     pub fn from_settings(keys: &KeySettings, auth: &AuthSettings, immediately: bool) -> Self {
         Self {
             bits: keys.rsa_bits,
-            token_ttl: Duration::seconds(auth.access_token_ttl_secs),
+            // The longest-lived token any client can hold.
+            token_ttl: Duration::seconds(
+                auth.access_token_ttl_secs
+                    .max(*crate::domain::clients::ACCESS_TTL_RANGE.end()),
+            ),
             activation_delay: Duration::seconds(if immediately {
                 0
             } else {

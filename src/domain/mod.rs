@@ -4,6 +4,7 @@ pub mod access_tokens;
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod clients;
 pub mod credentials;
 pub mod data_keys;
 pub mod email;

@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::DataKey;
 use crate::domain::audit::AuditLog;
+use crate::domain::clients::Clients;
 use crate::domain::keys::KeyStore;
 use crate::domain::mail::Mailer;
 use crate::domain::mfa::MfaKeys;
@@ -20,6 +21,7 @@ pub struct Services {
     pub db: PgPool,
     pub clock: Arc<dyn Clock>,
     pub keys: KeyStore,
+    pub clients: Clients,
     pub passwords: Passwords,
     pub throttle_key: DataKey,
     pub audit: AuditLog,

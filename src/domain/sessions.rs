@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::access_tokens::{self, Subject};
 use crate::domain::audit::{Context, Event, Kind};
+use crate::domain::clients::Client;
 use crate::domain::credentials::{self, Account};
 use crate::domain::email::Email;
 use crate::domain::mfa::challenge::{self, Challenge};
@@ -78,9 +79,9 @@ pub enum LoginResult {
 pub async fn login(
     state: &Services,
     ctx: &Context,
-    email: &str,
-    password: &str,
+    (email, password): (&str, &str),
     client_type: ClientType,
+    client: &Client,
 ) -> Result<LoginResult> {
     // Accounts from before the current address rules log in by their old key.
     let email = Email::parse(email).or_else(|_| Email::parse_legacy(email))?;
@@ -100,24 +101,55 @@ pub async fn login(
         return Err(Error::EmailNotVerified);
     }
     if user.mfa_enabled {
-        let challenge = challenge::issue(state, ctx, user.id, client_type).await?;
+        let challenge = challenge::issue(state, ctx, user.id, client_type, client).await?;
         return Ok(LoginResult::MfaRequired(challenge));
     }
-    let amr = vec!["pwd".to_owned()];
+    let opening = Opening {
+        user_id: user.id,
+        client_type,
+        client,
+        amr: vec!["pwd".to_owned()],
+        idp: None,
+    };
     Ok(LoginResult::Issued(
-        open_session(state, ctx, user.id, client_type, amr).await?,
+        open_session(state, ctx, opening).await?,
     ))
 }
 
-/// Opens a session whose tokens carry `amr` (RFC 8176), for a user who has
-/// just proved who they are.
-pub async fn open_session(
+/// Who a new session is for, for which client, and how they proved who
+/// they are (`amr`, RFC 8176; `idp` for a federated sign-in).
+pub struct Opening<'a> {
+    pub user_id: Uuid,
+    pub client_type: ClientType,
+    pub client: &'a Client,
+    pub amr: Vec<String>,
+    pub idp: Option<&'a str>,
+}
+
+/// Opens a session for a user who has just proved who they are.
+pub async fn open_session(state: &Services, ctx: &Context, opening: Opening<'_>) -> Result<Issued> {
+    let mut tx = state.db.begin().await?;
+    let (live, token) = open_in(state, ctx, &mut tx, &opening).await?;
+    tx.commit().await?;
+    issue(state, opening.client, &live, token, state.clock.now())
+}
+
+/// `open_session` inside the caller's transaction (a federated sign-in
+/// sets roles and opens the session in one), returning what `issue`
+/// needs once it commits.
+pub async fn open_in(
     state: &Services,
     ctx: &Context,
-    user_id: Uuid,
-    client_type: ClientType,
-    amr: Vec<String>,
-) -> Result<Issued> {
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    opening: &Opening<'_>,
+) -> Result<(LiveSession, PlainToken)> {
+    let Opening {
+        user_id,
+        client_type,
+        client,
+        ref amr,
+        idp,
+    } = *opening;
     let auth = &state.settings.auth;
     let now = state.clock.now();
     let absolute_expires_at = now + Duration::seconds(auth.session_absolute_ttl_secs);
@@ -125,7 +157,9 @@ pub async fn open_session(
         id: Uuid::new_v4(),
         user_id,
         client_type: client_type.as_str(),
-        amr: &amr,
+        client_id: client.stored_id(),
+        idp,
+        amr,
         now,
         idle_expires_at: idle_expiry(state, now, absolute_expires_at),
         absolute_expires_at,
@@ -134,35 +168,44 @@ pub async fn open_session(
         admin_max_secs: state.settings.admin.session_max_secs,
     };
     let token = PlainToken::generate()?;
-    let mut tx = state.db.begin().await?;
-    let (roles, absolute_expires_at) = store::open(&mut *tx, &session, &token.hash()).await?;
-    let details = json!({ "session_id": session.id, "client_type": client_type.as_str() });
+    let (roles, absolute_expires_at) = store::open(&mut **tx, &session, &token.hash()).await?;
+    let mut details = json!({
+        "session_id": session.id,
+        "client_type": client_type.as_str(),
+        "client_id": client.id,
+    });
+    if let Some(idp) = idp {
+        details["idp"] = json!(idp);
+    }
     state
         .audit
         .append(
-            &mut tx,
+            tx,
             ctx,
             Event::by_user(Kind::LoginSucceeded, user_id, "success", details),
         )
         .await?;
-    tx.commit().await?;
     let live = LiveSession {
         id: session.id,
         user_id,
-        amr,
+        amr: amr.clone(),
         auth_time: now,
         absolute_expires_at,
         roles,
+        client_id: client.stored_id().map(str::to_owned),
+        idp: idp.map(str::to_owned),
     };
-    issue(state, &live, token, now)
+    Ok((live, token))
 }
 
 fn idle_expiry(state: &Services, now: OffsetDateTime, absolute: OffsetDateTime) -> OffsetDateTime {
     (now + Duration::seconds(state.settings.auth.session_idle_ttl_secs)).min(absolute)
 }
 
-fn issue(
+/// The access token (for the session's client) and the refresh token.
+pub fn issue(
     state: &Services,
+    client: &Client,
     session: &LiveSession,
     refresh_token: PlainToken,
     now: OffsetDateTime,
@@ -173,22 +216,46 @@ fn issue(
         roles: &session.roles,
         amr: &session.amr,
         auth_time: session.auth_time,
+        client,
+        idp: session.idp.as_deref(),
     };
     let access_token = access_tokens::mint(&state.keys, &state.settings.auth, &subject, now)?;
     let idle = idle_expiry(state, now, session.absolute_expires_at);
     Ok(Issued {
         access_token,
-        expires_in: state.settings.auth.access_token_ttl_secs,
+        expires_in: client.access_ttl_secs,
         refresh_token,
         refresh_max_age: (idle - now).whole_seconds().max(0),
     })
 }
 
-pub async fn refresh(state: &Services, ctx: &Context, presented: &str) -> Result<Issued> {
+/// Spends `presented` for a child and a new access token. A `client_id`
+/// the caller names must be the session's: checked before the token is
+/// spent, so a mistaken call costs nothing.
+pub async fn refresh(
+    state: &Services,
+    ctx: &Context,
+    presented: &str,
+    client_id: Option<&str>,
+) -> Result<Issued> {
     let presented = PlainToken::parse(presented).ok_or(Error::InvalidRefreshToken)?;
+    if let Some(requested) = client_id {
+        let requested = state.clients.resolve(&state.db, Some(requested)).await?;
+        let stored = store::client_of_token(&state.db, &presented.hash())
+            .await?
+            .ok_or(Error::InvalidRefreshToken)?;
+        if stored.as_deref() != requested.stored_id() {
+            return Err(Error::InvalidClient);
+        }
+    }
     let now = state.clock.now();
     let (session, child) = rotate(state, ctx, &presented, now).await?;
-    issue(state, &session, child, now)
+    let client = state
+        .clients
+        .stored(&state.db, session.client_id.as_deref())
+        .await?
+        .ok_or(Error::InvalidRefreshToken)?;
+    issue(state, &client, &session, child, now)
 }
 
 /// The refresh transaction: spends `presented` and stores its child, or

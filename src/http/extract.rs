@@ -112,16 +112,20 @@ pub enum Channel {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
-    refresh_token: SecretString,
+    #[serde(default)]
+    refresh_token: Option<SecretString>,
+    #[serde(default)]
+    client_id: Option<String>,
 }
 
 /// The refresh token of a refresh or logout request: from a JSON body
-/// `{refresh_token}` when there is a body, else from the cookie. More than
-/// one refresh cookie is refused (see `cookies`), and so is a token longer
-/// than `MAX_REFRESH_TOKEN_CHARS`.
+/// `{refresh_token}` when it has one, else from the cookie (a browser may
+/// send `{client_id}` alone). More than one refresh cookie is refused (see
+/// `cookies`), and so is a token longer than `MAX_REFRESH_TOKEN_CHARS`.
 pub struct RefreshCredential {
     pub token: Option<SecretString>,
     pub channel: Channel,
+    pub client_id: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequest<S> for RefreshCredential {
@@ -142,13 +146,22 @@ impl<S: Send + Sync> FromRequest<S> for RefreshCredential {
             return Ok(Self {
                 token: cookie,
                 channel: Channel::Cookie,
+                client_id: None,
             });
         }
         let parsed: RefreshBody = parse_json(&headers, &body)?;
-        check_length(Some(&parsed.refresh_token))?;
-        Ok(Self {
-            token: Some(parsed.refresh_token),
-            channel: Channel::Body,
+        check_length(parsed.refresh_token.as_ref())?;
+        Ok(match parsed.refresh_token {
+            Some(token) => Self {
+                token: Some(token),
+                channel: Channel::Body,
+                client_id: parsed.client_id,
+            },
+            None => Self {
+                token: cookie,
+                channel: Channel::Cookie,
+                client_id: parsed.client_id,
+            },
         })
     }
 }
@@ -170,8 +183,7 @@ impl FromRequestParts<AppState> for Bearer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let token = bearer_token(&parts.headers).ok_or(Error::InvalidToken)?;
-        let claims =
-            access_tokens::verify(&state.keys, &state.settings.auth, token, state.clock.now())?;
+        let claims = access_tokens::authenticate(state, token).await?;
         Ok(Bearer(claims))
     }
 }

@@ -171,6 +171,7 @@ pub struct NewChallenge<'a> {
     pub token_hash: &'a [u8; 32],
     pub user_id: Uuid,
     pub client_type: &'a str,
+    pub client_id: Option<&'a str>,
     pub now: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
@@ -180,14 +181,15 @@ pub async fn insert_challenge(
     challenge: &NewChallenge<'_>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO mfa_challenges (token_hash, user_id, client_type, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO mfa_challenges (token_hash, user_id, client_type, created_at, expires_at, client_id)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(challenge.token_hash.as_slice())
     .bind(challenge.user_id)
     .bind(challenge.client_type)
     .bind(challenge.now)
     .bind(challenge.expires_at)
+    .bind(challenge.client_id)
     .execute(db)
     .await?;
     Ok(())
@@ -197,6 +199,7 @@ pub async fn insert_challenge(
 pub struct LiveChallenge {
     pub user_id: Uuid,
     pub client_type: String,
+    pub client_id: Option<String>,
 }
 
 /// Takes one of the challenge's attempts, if it is unused, unexpired and
@@ -211,7 +214,7 @@ pub async fn take_attempt(
     sqlx::query_as(
         "UPDATE mfa_challenges SET failures = failures + 1
          WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND failures < $3
-         RETURNING user_id, client_type",
+         RETURNING user_id, client_type, client_id",
     )
     .bind(token_hash.as_slice())
     .bind(now)

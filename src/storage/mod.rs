@@ -9,6 +9,7 @@
 pub mod account_tokens;
 pub mod admin;
 pub mod audit;
+pub mod clients;
 pub mod db;
 pub mod idempotency;
 pub mod mfa;

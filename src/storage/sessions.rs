@@ -7,6 +7,9 @@ pub struct NewSession<'a> {
     pub id: Uuid,
     pub user_id: Uuid,
     pub client_type: &'a str,
+    /// `None`: the default client.
+    pub client_id: Option<&'a str>,
+    pub idp: Option<&'a str>,
     pub amr: &'a [String],
     pub now: OffsetDateTime,
     pub idle_expires_at: OffsetDateTime,
@@ -35,8 +38,10 @@ pub async fn open(
              FROM roles
          ), session AS (
              INSERT INTO sessions (id, user_id, client_type, amr, auth_time, created_at, last_used_at,
-                                   idle_expires_at, absolute_expires_at, client_ip, user_agent)
-             SELECT $1, $2, $3, $4, $5, $5, $5, LEAST($6, absolute), absolute, $9, $10 FROM expiry
+                                   idle_expires_at, absolute_expires_at, client_ip, user_agent,
+                                   client_id, idp)
+             SELECT $1, $2, $3, $4, $5, $5, $5, LEAST($6, absolute), absolute, $9, $10, $12, $13
+             FROM expiry
              RETURNING id
          ), token AS (
              INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, issued_at)
@@ -57,6 +62,8 @@ pub async fn open(
     .bind(s.client_ip)
     .bind(s.user_agent)
     .bind(s.admin_max_secs as f64)
+    .bind(s.client_id)
+    .bind(s.idp)
     .fetch_one(db)
     .await
 }
@@ -70,6 +77,9 @@ pub struct LiveSession {
     pub auth_time: OffsetDateTime,
     pub absolute_expires_at: OffsetDateTime,
     pub roles: Vec<String>,
+    /// `None`: the default client.
+    pub client_id: Option<String>,
+    pub idp: Option<String>,
 }
 
 /// Locks the session row and returns it only if it is still usable at `now`
@@ -81,7 +91,8 @@ pub async fn lock_live(
 ) -> sqlx::Result<Option<LiveSession>> {
     sqlx::query_as(
         "SELECT s.id, s.user_id, s.amr, s.auth_time, s.absolute_expires_at,
-                ARRAY(SELECT role FROM user_roles r WHERE r.user_id = s.user_id ORDER BY role) AS roles
+                ARRAY(SELECT role FROM user_roles r WHERE r.user_id = s.user_id ORDER BY role) AS roles,
+                s.client_id, s.idp
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.id = $1 AND s.revoked_at IS NULL AND u.disabled_at IS NULL
            AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2
@@ -179,6 +190,8 @@ struct RotationRow {
     auth_time: Option<OffsetDateTime>,
     absolute_expires_at: Option<OffsetDateTime>,
     roles: Option<Vec<String>>,
+    client_id: Option<String>,
+    idp: Option<String>,
 }
 
 /// The common refresh in one atomic statement (one round trip): spend the
@@ -204,14 +217,15 @@ pub async fn rotate_unspent(
              WHERE s.id = spent.session_id AND u.id = s.user_id
                AND s.revoked_at IS NULL AND u.disabled_at IS NULL
                AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2
-             RETURNING s.id, s.user_id, s.amr, s.auth_time, s.absolute_expires_at
+             RETURNING s.id, s.user_id, s.amr, s.auth_time, s.absolute_expires_at, s.client_id, s.idp
          ), child AS (
              INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, issued_at)
              SELECT $3, id, $1, $2 FROM live
          )
          SELECT (SELECT count(*) FROM spent) AS spent,
                 live.id, live.user_id, live.amr, live.auth_time, live.absolute_expires_at,
-                ARRAY(SELECT role FROM user_roles r WHERE r.user_id = live.user_id ORDER BY role) AS roles
+                ARRAY(SELECT role FROM user_roles r WHERE r.user_id = live.user_id ORDER BY role) AS roles,
+                live.client_id, live.idp
          FROM (SELECT 1) AS one LEFT JOIN live ON true",
     )
     .bind(token_hash)
@@ -229,6 +243,8 @@ pub async fn rotate_unspent(
             auth_time: Some(auth_time),
             absolute_expires_at: Some(absolute_expires_at),
             roles,
+            client_id,
+            idp,
             ..
         } => Rotation::Rotated(LiveSession {
             id,
@@ -237,6 +253,8 @@ pub async fn rotate_unspent(
             auth_time,
             absolute_expires_at,
             roles: roles.unwrap_or_default(),
+            client_id,
+            idp,
         }),
         _ => Rotation::SessionGone,
     })
@@ -278,6 +296,21 @@ pub async fn session_of_token(
         .bind(token_hash)
         .fetch_optional(db)
         .await
+}
+
+/// The client of the token's session (`Some(None)`: the default client);
+/// `None` for an unknown token.
+pub async fn client_of_token(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<Option<String>>> {
+    sqlx::query_scalar(
+        "SELECT s.client_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+         WHERE t.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(db)
+    .await
 }
 
 /// Whether the session is open (not revoked) and its account enabled: what

@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use std::process::{Command, Output};
 
-fn authd(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn authd(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_authd"));
     command
         .args(args)
@@ -17,11 +17,11 @@ fn authd(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("run authd")
 }
 
-fn stdout(output: &Output) -> String {
+pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

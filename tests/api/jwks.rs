@@ -159,7 +159,7 @@ async fn rotation_publishes_first_signs_later_and_retires_the_old_key() {
     assert!(listed.contains(&(old_kid.clone(), "active")), "{listed:?}");
 
     // After the delay, new tokens use the new key; old ones still verify.
-    app.clock.advance(Duration::seconds(7200));
+    app.clock.advance(Duration::seconds(10800));
     app.reload_keys().await;
     let (new_token, _) = app.login_native("rot@example.com").await;
     assert_eq!(kid_of(&new_token), new_kid);
@@ -172,8 +172,13 @@ async fn rotation_publishes_first_signs_later_and_retires_the_old_key() {
             .contains(&(old_kid.clone(), "verify-only"))
     );
 
-    // Once every token the old key signed has expired, it leaves the JWKS.
-    app.clock.advance(Duration::seconds(900 + 5 * 60 + 1));
+    // Once every token the old key signed can have expired (a registered
+    // client's may live an hour), it leaves the JWKS.
+    app.clock.advance(Duration::seconds(900));
+    app.reload_keys().await;
+    assert!(kids(&jwks(&app).await).contains(&old_kid));
+    app.clock
+        .advance(Duration::seconds(3600 - 900 + 5 * 60 + 1));
     app.reload_keys().await;
     assert_eq!(kids(&jwks(&app).await), vec![new_kid.clone()]);
     let listed = statuses(&app).await;
@@ -187,7 +192,7 @@ async fn tokens_signed_before_activation_keep_working_after_it() {
     app.create_user("edge@example.com").await;
     app.rotate_keys().await;
     // Signed by the old key a minute before the new one takes over.
-    app.clock.advance(Duration::seconds(7200 - 60));
+    app.clock.advance(Duration::seconds(10800 - 60));
     let (old_token, _) = app.login_native("edge@example.com").await;
     app.clock.advance(Duration::seconds(120));
     app.reload_keys().await;

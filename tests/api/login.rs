@@ -90,6 +90,9 @@ async fn access_token_follows_rfc_9068_and_carries_no_pii() {
     assert_eq!(claims["exp"].as_i64().unwrap(), iat + 900);
     assert_eq!(claims["auth_time"].as_i64().unwrap(), iat);
     assert!(uuid::Uuid::parse_str(claims["jti"].as_str().unwrap()).is_ok());
+    // The default client: RFC 9068's client_id, and an empty scope.
+    assert_eq!(claims["client_id"], "default");
+    assert_eq!(claims["scope"], "");
     let mut names: Vec<&str> = claims
         .as_object()
         .unwrap()
@@ -103,11 +106,13 @@ async fn access_token_follows_rfc_9068_and_carries_no_pii() {
             "amr",
             "aud",
             "auth_time",
+            "client_id",
             "exp",
             "iat",
             "iss",
             "jti",
             "roles",
+            "scope",
             "sid",
             "sub"
         ]

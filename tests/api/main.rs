@@ -7,6 +7,7 @@ mod helpers;
 mod admin;
 mod audit;
 mod cli;
+mod clients;
 mod connections;
 mod contract;
 mod emails;

@@ -8,10 +8,11 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::domain::audit::{Context, Event, Kind};
+use crate::domain::clients::Client;
 use crate::domain::mfa::factor::{Against, Factor, Guard};
 use crate::domain::refresh_tokens::PlainToken;
 use crate::domain::services::Services;
-use crate::domain::sessions::{self, ClientType, Issued};
+use crate::domain::sessions::{self, ClientType, Issued, Opening};
 use crate::error::{Error, Result};
 use crate::storage::mfa::{self as store, NewChallenge};
 
@@ -30,6 +31,7 @@ pub async fn issue(
     ctx: &Context,
     user_id: Uuid,
     client_type: ClientType,
+    client: &Client,
 ) -> Result<Challenge> {
     let token = PlainToken::generate()?;
     let now = services.clock.now();
@@ -37,6 +39,7 @@ pub async fn issue(
         token_hash: &token.hash(),
         user_id,
         client_type: client_type.as_str(),
+        client_id: client.stored_id(),
         now,
         expires_at: now + Duration::seconds(TTL_SECS),
     };
@@ -71,6 +74,11 @@ pub async fn complete(
         .await?
         .ok_or(Error::InvalidMfaToken)?;
     let client_type = ClientType::parse(&challenge.client_type)?;
+    let client = services
+        .clients
+        .stored(&services.db, challenge.client_id.as_deref())
+        .await?
+        .ok_or(Error::InvalidMfaToken)?;
     let method = guard
         .confirm(services, ctx, factor, Against::Active, Kind::MfaFailed)
         .await?;
@@ -82,6 +90,13 @@ pub async fn complete(
     let event = Event::by_user(Kind::MfaSucceeded, user_id, "success", details);
     services.audit.append(&mut tx, ctx, event).await?;
     tx.commit().await?;
-    let issued = sessions::open_session(services, ctx, user_id, client_type, method.amr()).await?;
+    let opening = Opening {
+        user_id,
+        client_type,
+        client: &client,
+        amr: method.amr(),
+        idp: None,
+    };
+    let issued = sessions::open_session(services, ctx, opening).await?;
     Ok((issued, client_type))
 }

@@ -60,6 +60,9 @@ pub struct LoginRequest {
     password: SecretString,
     #[serde(default)]
     client_type: ClientTypeField,
+    /// A registered client (`authd clients create`); the default one if absent.
+    #[serde(default)]
+    client_id: Option<String>,
 }
 
 pub async fn login(
@@ -84,8 +87,13 @@ async fn attempt_login(
         ClientTypeField::Web => ClientType::Web,
         ClientTypeField::Native => ClientType::Native,
     };
-    let password = body.password.expose_secret();
-    match sessions::login(state, ctx, &body.email, password, client_type).await? {
+    // Before the password: an unknown client costs no hash.
+    let client = state
+        .clients
+        .resolve(&state.db, body.client_id.as_deref())
+        .await?;
+    let credentials = (body.email.as_str(), body.password.expose_secret());
+    match sessions::login(state, ctx, credentials, client_type, &client).await? {
         LoginResult::Issued(issued) => Ok((
             token_response(issued, channel(client_type))?,
             LoginOutcome::Success,
@@ -171,7 +179,8 @@ async fn rotate(
     credential: RefreshCredential,
 ) -> Result<Response> {
     let token = credential.token.ok_or(Error::InvalidRefreshToken)?;
-    let issued = sessions::refresh(state, ctx, token.expose_secret()).await?;
+    let client_id = credential.client_id.as_deref();
+    let issued = sessions::refresh(state, ctx, token.expose_secret(), client_id).await?;
     token_response(issued, credential.channel)
 }
 

@@ -34,7 +34,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Response {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "scopes_supported": ["openid"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "roles", "amr", "auth_time"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "roles", "amr", "auth_time", "client_id", "scope", "idp"],
     });
     ([(header::CACHE_CONTROL, CACHEABLE)], Json(body)).into_response()
 }
