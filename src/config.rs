@@ -58,6 +58,8 @@ pub struct Settings {
     pub mfa: MfaSettings,
     pub mail: MailSettings,
     pub admin: AdminSettings,
+    #[serde(default)]
+    pub federation: FederationSettings,
     pub secrets: SecretSettings,
     pub log: LogSettings,
 }
@@ -186,6 +188,85 @@ pub struct AdminSettings {
     /// Absolute lifetime of any session of an account with an admin-plane
     /// role (support, auditor, admin).
     pub session_max_secs: i64,
+}
+
+/// Sign-in through OpenID Providers (`[federation.providers.<id>]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSettings {
+    #[serde(default)]
+    pub providers: std::collections::BTreeMap<String, ProviderSettings>,
+    /// PEM file of extra CA certificates to trust for the providers (a
+    /// private CA); the public web roots are always trusted.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Bound on each call to a provider (discovery, token, JWKS).
+    #[serde(default = "default_federation_timeout")]
+    pub http_timeout_secs: u64,
+}
+
+impl Default for FederationSettings {
+    fn default() -> Self {
+        Self {
+            providers: std::collections::BTreeMap::new(),
+            ca_file: None,
+            http_timeout_secs: default_federation_timeout(),
+        }
+    }
+}
+
+fn default_federation_timeout() -> u64 {
+    10
+}
+
+/// One OpenID Provider. Defaults follow the issue that specified them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// The provider's issuer; discovery is `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret_file: PathBuf,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Shown on sign-in pages (`GET /v1/auth/federation`); the id if unset.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Email domains allowed to sign in (empty: any).
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// IdP group → authd role, applied at every federated sign-in.
+    #[serde(default)]
+    pub group_roles: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_true")]
+    pub auto_provision: bool,
+    #[serde(default)]
+    pub link_by_verified_email: bool,
+    #[serde(default = "default_mfa_amr_values")]
+    pub mfa_amr_values: Vec<String>,
+    /// Treat every sign-in as MFA (IdPs that enforce it but send no `amr`).
+    #[serde(default)]
+    pub assume_mfa: bool,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
+}
+
+fn default_groups_claim() -> String {
+    "groups".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_mfa_amr_values() -> Vec<String> {
+    ["mfa", "otp", "hwk", "swk", "sms"]
+        .map(String::from)
+        .to_vec()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -323,6 +404,7 @@ impl Settings {
         );
         anyhow::ensure!(p.pool_queue > 0, "password.pool_queue must be positive");
         self.validate_mail()?;
+        self.validate_federation()?;
         anyhow::ensure!(
             (3600..=14400).contains(&self.admin.session_max_secs),
             "admin.session_max_secs must be between 3600 and 14400 (1 to 4 hours)"
@@ -421,6 +503,53 @@ impl Settings {
             .filter(|_| self.profile == Profile::Prod)
         {
             secret_files::check_permissions("mail.smtp.password_file", path)?;
+        }
+        Ok(())
+    }
+
+    fn validate_federation(&self) -> anyhow::Result<()> {
+        let f = &self.federation;
+        anyhow::ensure!(
+            (1..=60).contains(&f.http_timeout_secs),
+            "federation.http_timeout_secs must be between 1 and 60"
+        );
+        for (id, p) in &f.providers {
+            let key = format!("federation.providers.{id}");
+            // Each id has an environment name (AUTHD_FEDERATION__PROVIDERS__<ID>__…)
+            // and is a path segment of the redirect URI.
+            anyhow::ensure!(
+                !id.is_empty()
+                    && id.len() <= 32
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{key}: a provider id is 1 to 32 of a-z, 0-9 and _"
+            );
+            let issuer = url::Url::parse(&p.issuer)
+                .map_err(|e| anyhow::anyhow!("{key}.issuer is not a URL: {e}"))?;
+            let loopback = issuer.host_str().is_some_and(is_loopback_host);
+            anyhow::ensure!(
+                issuer.scheme() == "https" || (issuer.scheme() == "http" && loopback),
+                "{key}.issuer must be https (http only towards a loopback address)"
+            );
+            anyhow::ensure!(
+                !p.client_id.trim().is_empty(),
+                "{key}.client_id must be set"
+            );
+            anyhow::ensure!(
+                p.scopes.iter().any(|s| s == "openid"),
+                "{key}.scopes must include openid"
+            );
+            anyhow::ensure!(
+                !p.groups_claim.trim().is_empty(),
+                "{key}.groups_claim must be set"
+            );
+            if self.profile == Profile::Prod {
+                secret_files::check_permissions(
+                    &format!("{key}.client_secret_file"),
+                    &p.client_secret_file,
+                )?;
+            }
         }
         Ok(())
     }

@@ -50,8 +50,8 @@ pub enum Error {
     InvalidClient,
     #[error("invalid return_to")]
     InvalidReturnTo,
-    #[error("invalid federation state")]
-    InvalidState,
+    #[error("invalid federation state: {0}")]
+    InvalidState(&'static str),
     #[error("identity provider unavailable")]
     IdpUnavailable,
     #[error("invalid ID token: {0}")]
@@ -185,7 +185,7 @@ impl Error {
             Error::LastAdmin => "last_admin",
             Error::InvalidClient => "invalid_client",
             Error::InvalidReturnTo => "invalid_return_to",
-            Error::InvalidState => "invalid_state",
+            Error::InvalidState(_) => "invalid_state",
             Error::IdpUnavailable => "idp_unavailable",
             Error::InvalidIdToken(_) => "invalid_id_token",
             Error::FederationDenied(_) => "federation_denied",
@@ -213,7 +213,7 @@ impl Error {
             | Error::InvalidLinkToken
             | Error::InvalidClient
             | Error::InvalidReturnTo
-            | Error::InvalidState
+            | Error::InvalidState(_)
             | Error::WeakPassword(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -273,7 +273,9 @@ impl Error {
             Error::InvalidReturnTo => {
                 "return_to must be a relative path or a URL under an allowed origin"
             }
-            Error::InvalidState => "this sign-in is invalid, already used or expired; start again",
+            Error::InvalidState(_) => {
+                "this sign-in is invalid, already used or expired; start again"
+            }
             Error::IdpUnavailable => "the identity provider could not be reached; retry shortly",
             Error::InvalidIdToken(_) => "the identity provider's answer could not be verified",
             Error::FederationDenied(_) => {

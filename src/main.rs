@@ -3,14 +3,15 @@
 
 use std::process::ExitCode;
 
-/// mimalloc rather than glibc's malloc: it hands freed pages back to the
-/// kernel, so memory returns to its baseline after a connection flood
-/// (glibc kept ~70 MB of a 4,096-connection flood for good).
+/// jemalloc (with background threads) rather than glibc's malloc: it hands
+/// freed pages back to the kernel, so memory returns to its baseline after
+/// a connection flood (glibc kept ~70 MB of a 4,096-connection flood for good).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    authd::crypto::install_tls_provider();
     match authd::cli::run().await {
         Ok(code) => code,
         Err(error) => {

@@ -10,10 +10,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{FederationSettings, Settings};
 use crate::crypto::MasterKey;
 use crate::domain::audit::AuditLog;
 use crate::domain::data_keys;
+use crate::domain::federation::Federation;
 use crate::domain::keys::{self, KeyStore};
 use crate::domain::mail::{self, Mailer, transport::Transport};
 use crate::domain::mfa::MfaKeys;
@@ -112,6 +113,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.state.federation.discover_all();
         let maintenance = tokio::spawn(maintain(self.state.clone(), self.rate_limiters));
         let mailer = tokio::spawn({
             let state = self.state.clone();
@@ -166,9 +168,15 @@ pub async fn build_state(
     let mfa = MfaKeys::load_or_create(&pool, master, clock.now()).await?;
     let outbox_key =
         data_keys::load_or_create(&pool, master, mail::OUTBOX_KEY_PURPOSE, clock.now()).await?;
+    check_group_roles(&pool, &settings.federation).await?;
+    let federation = Federation::new(
+        &settings.federation,
+        master.derive(crate::crypto::master_key::labels::FEDERATION_STATE)?,
+    )?;
     let services = Services {
         throttle_key: master.derive(throttle::SUBJECT_LABEL)?,
         clients: crate::domain::clients::Clients::new(&settings.auth),
+        federation,
         settings,
         db: pool,
         clock,
@@ -183,6 +191,24 @@ pub async fn build_state(
         services,
         idempotency_key: master.derive(http::idempotency::FINGERPRINT_LABEL)?,
     })))
+}
+
+/// A `group_roles` entry naming no role would fail every federated
+/// sign-in of that group; refuse to start instead.
+async fn check_group_roles(pool: &PgPool, federation: &FederationSettings) -> anyhow::Result<()> {
+    let known = crate::storage::users::known_roles(pool).await?;
+    for (id, provider) in &federation.providers {
+        if let Some((group, role)) = provider
+            .group_roles
+            .iter()
+            .find(|(_, r)| !known.contains(r))
+        {
+            anyhow::bail!(
+                "federation.providers.{id}.group_roles maps {group:?} to {role:?}, which is not a role (known: {known:?})"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A missing role would make every signup fail; refuse to start instead.

@@ -103,6 +103,7 @@ fn result(scenario: &str, run: &load::Run, baseline: Option<(&str, f64)>) -> Sce
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    authd::crypto::install_tls_provider();
     let args = Args::parse();
     std::fs::create_dir_all(&args.out_dir)?;
     let stop = Arc::new(AtomicBool::new(false));

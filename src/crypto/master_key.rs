@@ -30,6 +30,8 @@ pub mod labels {
     /// Seals random data keys stored in `sealed_keys` (the audit key, the
     /// TOTP secrets' key, the recovery codes' key).
     pub const DATA_KEYS: &str = "authd/data-keys/v1";
+    /// Derives the nonce and PKCE verifier of a federated sign-in from its state.
+    pub const FEDERATION_STATE: &str = "authd/federation-state/v1";
     /// Reserved: personal data encrypted at rest.
     pub const PII: &str = "authd/pii/v1";
 }

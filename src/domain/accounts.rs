@@ -49,7 +49,7 @@ pub async fn signup(
         locale: locale(requested_locale),
         email_key: email.key(),
         email_skeleton: email.skeleton(),
-        password_hash: &hash,
+        password_hash: Some(&hash),
         email_verified: false,
         now,
     };

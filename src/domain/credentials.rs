@@ -2,8 +2,8 @@
 //! that ask for it again: under the per-account throttle (a refused attempt
 //! runs no hash), on the bounded hashing pool, against a dummy hash when the
 //! account is unknown (same cost as a wrong password), with every failure
-//! counted and audited in one transaction. Disabled accounts fail exactly
-//! like wrong passwords.
+//! counted and audited in one transaction. Disabled accounts, and federated
+//! ones (which have no password), fail exactly like wrong passwords.
 use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
@@ -69,7 +69,7 @@ pub async fn check_password(
     }
 
     let password = SecretString::from(password_policy::normalize(password));
-    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let verified = services.passwords.verify(slot, password, stored).await?;
     let now = services.clock.now();
     match (user, verified) {
@@ -83,6 +83,7 @@ pub async fn check_password(
         (user, verified) => {
             let reason = match (&user, verified) {
                 (None, _) => "unknown_account",
+                (Some(u), _) if u.password_hash.is_none() => "no_password",
                 (Some(_), Verified::Yes { .. }) => "account_disabled",
                 (Some(_), Verified::No) => "wrong_password",
             };

@@ -8,6 +8,7 @@ pub mod clients;
 pub mod credentials;
 pub mod data_keys;
 pub mod email;
+pub mod federation;
 pub mod hashing_pool;
 pub mod keys;
 pub mod lifecycle;

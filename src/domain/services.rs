@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::crypto::DataKey;
 use crate::domain::audit::AuditLog;
 use crate::domain::clients::Clients;
+use crate::domain::federation::Federation;
 use crate::domain::keys::KeyStore;
 use crate::domain::mail::Mailer;
 use crate::domain::mfa::MfaKeys;
@@ -22,6 +23,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub keys: KeyStore,
     pub clients: Clients,
+    pub federation: Federation,
     pub passwords: Passwords,
     pub throttle_key: DataKey,
     pub audit: AuditLog,

@@ -6,6 +6,11 @@
 //! second cookie of the same name (cookie tossing), and which one a server
 //! reads would then decide whose session the victim uses. Two or more are
 //! refused (`refresh_cookies` counts them over every `Cookie` header).
+//!
+//! A federated sign-in binds its `state` to the browser with a second
+//! cookie, `SameSite=Lax` (the provider's redirect back is a cross-site
+//! navigation, which a `Strict` cookie would miss), alive for the sign-in's
+//! 10 minutes and sent only to that provider's callback.
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
@@ -31,6 +36,37 @@ pub fn refresh_cookie(token: &str, max_age_secs: i64) -> Cookie<'static> {
         .build()
 }
 
+pub const FEDERATION_COOKIE: &str = "__Secure-authd_federation";
+
+fn federation_path(provider: &str) -> String {
+    format!("/v1/auth/federation/{provider}/callback")
+}
+
+pub fn federation_cookie(provider: &str, state: &str, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build((FEDERATION_COOKIE, state.to_owned()))
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Lax)
+        .path(federation_path(provider))
+        .max_age(time::Duration::seconds(max_age_secs))
+        .build()
+}
+
+/// Deletes the federation cookie: a state is good for one callback.
+pub fn clearing_federation_cookie(provider: &str) -> Cookie<'static> {
+    let mut cookie = federation_cookie(provider, "", 0);
+    cookie.set_expires(time::OffsetDateTime::UNIX_EPOCH);
+    cookie
+}
+
+/// The federation cookie's value when the request carries exactly one.
+pub fn federation_state(headers: &HeaderMap) -> Option<String> {
+    match &named(headers, FEDERATION_COOKIE)[..] {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
 pub fn header(cookie: &Cookie<'_>) -> Result<HeaderValue> {
     HeaderValue::from_str(&cookie.encoded().to_string()).map_err(|_| {
         Error::Internal(anyhow::anyhow!(
@@ -44,6 +80,10 @@ pub fn header(cookie: &Cookie<'_>) -> Result<HeaderValue> {
 /// header with bytes outside ASCII is read lossily rather than skipped, so
 /// that it cannot hide a second refresh cookie.
 pub fn refresh_cookies(headers: &HeaderMap) -> Vec<String> {
+    named(headers, REFRESH_COOKIE)
+}
+
+fn named(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -51,7 +91,7 @@ pub fn refresh_cookies(headers: &HeaderMap) -> Vec<String> {
             String::from_utf8_lossy(value.as_bytes())
                 .split(';')
                 .filter_map(|pair| pair.trim().split_once('='))
-                .filter(|(name, _)| name.trim() == REFRESH_COOKIE)
+                .filter(|(found, _)| found.trim() == name)
                 .map(|(_, value)| value.trim().to_owned())
                 .collect::<Vec<_>>()
         })

@@ -1,7 +1,10 @@
 //! Where errors become HTTP responses: the `ErrorBody` JSON, plus the
 //! headers some errors carry (`WWW-Authenticate`, `Retry-After`, the
 //! clearing cookie, `Connection: close`). Faults are logged here, once.
+//! `html_page` renders the same answer for a browser that navigated to
+//! authd (the federation callback).
 use axum::Json;
+use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -57,4 +60,42 @@ impl IntoResponse for Error {
         }
         response
     }
+}
+
+/// `error` as a small HTML page, with the status and headers of the JSON
+/// answer. The page holds only the fixed code and message, and its CSP
+/// allows nothing but its inline style.
+pub fn html_page(error: Error) -> Response {
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in failed</title>\n\
+         <style>body{{font-family:sans-serif;max-width:40em;margin:4em auto;padding:0 1em}}code{{color:#555}}</style></head>\n\
+         <body><h1>Sign-in failed</h1><p>{}</p><p><code>{}</code></p></body></html>\n",
+        escape(error.message()),
+        error.code()
+    );
+    let (mut parts, _) = error.into_response().into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    parts.headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    Response::from_parts(parts, Body::from(page))
+}
+
+fn escape(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
 }

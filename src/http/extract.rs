@@ -122,6 +122,9 @@ struct RefreshBody {
 /// `{refresh_token}` when it has one, else from the cookie (a browser may
 /// send `{client_id}` alone). More than one refresh cookie is refused (see
 /// `cookies`), and so is a token longer than `MAX_REFRESH_TOKEN_CHARS`.
+/// Longer than any client id (`domain::clients`): refused as malformed.
+const MAX_CLIENT_ID_CHARS: usize = 64;
+
 pub struct RefreshCredential {
     pub token: Option<SecretString>,
     pub channel: Channel,
@@ -151,6 +154,15 @@ impl<S: Send + Sync> FromRequest<S> for RefreshCredential {
         }
         let parsed: RefreshBody = parse_json(&headers, &body)?;
         check_length(parsed.refresh_token.as_ref())?;
+        if parsed
+            .client_id
+            .as_ref()
+            .is_some_and(|id| id.len() > MAX_CLIENT_ID_CHARS)
+        {
+            return Err(Error::InvalidRequest(format!(
+                "client_id must be at most {MAX_CLIENT_ID_CHARS} characters"
+            )));
+        }
         Ok(match parsed.refresh_token {
             Some(token) => Self {
                 token: Some(token),

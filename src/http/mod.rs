@@ -27,7 +27,7 @@ use crate::error::Error;
 use crate::state::AppState;
 use admin_routes::AdminRoutes;
 use rate_limit::RateLimiters;
-use routes::{account, activity, auth, health, me, me_account, mfa, well_known};
+use routes::{account, activity, auth, federation, health, me, me_account, mfa, well_known};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -201,6 +201,26 @@ fn auth_routes(
         "/v1/auth/password/reset",
         account::reset_password,
     )?;
+    // A sign-in start stores a row and a callback redeems a code: both
+    // count against the login bucket.
+    let login = t.add(
+        login,
+        Method::GET,
+        "/v1/auth/federation/{id}/start",
+        federation::start,
+    )?;
+    let login = t.add(
+        login,
+        Method::GET,
+        "/v1/auth/federation/{id}/callback",
+        federation::callback,
+    )?;
+    let listing = t.add(
+        Router::new(),
+        Method::GET,
+        "/v1/auth/federation",
+        federation::providers,
+    )?;
     let mail = t.add(
         Router::new(),
         Method::POST,
@@ -229,6 +249,7 @@ fn auth_routes(
     Ok(Router::new()
         .merge(idempotent(signup, state, false).layer(limits.signup.layer()))
         .merge(idempotent(login, state, false).layer(limits.login.layer()))
+        .merge(listing)
         .merge(idempotent(mail, state, false).layer(limits.mail.layer()))
         .merge(cookie_routes))
 }

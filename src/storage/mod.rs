@@ -11,6 +11,7 @@ pub mod admin;
 pub mod audit;
 pub mod clients;
 pub mod db;
+pub mod federation;
 pub mod idempotency;
 pub mod mfa;
 pub mod outbox;

@@ -9,7 +9,8 @@ pub struct NewUser<'a> {
     pub locale: &'a str,
     pub email_key: &'a str,
     pub email_skeleton: &'a str,
-    pub password_hash: &'a str,
+    /// `None` for a federated account, which signs in only through its provider.
+    pub password_hash: Option<&'a str>,
     pub email_verified: bool,
     pub now: OffsetDateTime,
 }
@@ -125,9 +126,12 @@ pub struct MailAccount {
     pub locale: String,
     pub email_verified: bool,
     pub disabled: bool,
+    /// False for a federated account (no password to reset).
+    pub has_password: bool,
 }
 
-const MAIL_COLUMNS: &str = "id, email, locale, email_verified, disabled_at IS NOT NULL AS disabled";
+const MAIL_COLUMNS: &str = "id, email, locale, email_verified, disabled_at IS NOT NULL AS disabled,
+    password_hash IS NOT NULL AS has_password";
 
 pub async fn find_for_mail(
     db: impl PgExecutor<'_>,
@@ -211,7 +215,8 @@ pub async fn email_of(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<
 pub struct LoginUser {
     pub id: Uuid,
     pub email_key: String,
-    pub password_hash: String,
+    /// `None`: a federated account, which has no password.
+    pub password_hash: Option<String>,
     pub email_verified: bool,
     pub disabled: bool,
     pub mfa_enabled: bool,
@@ -311,7 +316,7 @@ mod tests {
         let user = LoginUser {
             id: Uuid::nil(),
             email_key: "someone@example.com".into(),
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
+            password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into()),
             email_verified: true,
             disabled: false,
             mfa_enabled: false,

@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 
 #[path = "fault_proxy.rs"]
 pub mod fault_proxy;
+#[path = "idp.rs"]
+pub mod idp;
 #[path = "smtp_sink.rs"]
 pub mod smtp_sink;
 
@@ -53,6 +55,8 @@ pub fn database_url(database: &str) -> String {
 }
 
 pub fn test_settings() -> Settings {
+    // Test clients (reqwest) need a rustls provider; authd's do not.
+    authd::crypto::install_tls_provider();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut settings = Settings::load(Profile::Test, &dir).expect("test settings");
     settings.http.addr = "127.0.0.1:0".parse().unwrap();
@@ -343,12 +347,17 @@ pub fn str_field(body: &Value, field: &str) -> String {
 
 /// The `Set-Cookie` header for the refresh cookie, if any.
 pub fn refresh_set_cookie(response: &Response) -> Option<String> {
+    set_cookie(response, REFRESH_COOKIE)
+}
+
+/// The response's `Set-Cookie` header for cookie `name` (the last one).
+pub fn set_cookie(response: &Response, name: &str) -> Option<String> {
     response
         .headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{REFRESH_COOKIE}=")))
+        .rfind(|v| v.starts_with(&format!("{name}=")))
         .map(str::to_owned)
 }
 

@@ -12,6 +12,7 @@ mod connections;
 mod contract;
 mod emails;
 mod errors;
+mod federation;
 mod flood;
 mod health;
 mod hsts;

@@ -91,6 +91,9 @@ pub enum Kind {
     MfaResetByAdmin,
     VerificationResentByAdmin,
     AdminAuditRead,
+    FederationFailed,
+    FederatedAccountCreated,
+    FederatedIdentityLinked,
 }
 
 impl Kind {
@@ -127,6 +130,9 @@ impl Kind {
             Kind::MfaResetByAdmin => "mfa_reset_by_admin",
             Kind::VerificationResentByAdmin => "verification_resent_by_admin",
             Kind::AdminAuditRead => "admin_audit_read",
+            Kind::FederationFailed => "federation_failed",
+            Kind::FederatedAccountCreated => "federated_account_created",
+            Kind::FederatedIdentityLinked => "federated_identity_linked",
         }
     }
 }

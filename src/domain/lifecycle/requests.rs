@@ -21,7 +21,8 @@ pub async fn resolve(services: &Services, conn: &mut PgConnection, job: Job) -> 
         return Ok(());
     };
     let wanted = match purpose {
-        Purpose::ResetPassword => !account.disabled,
+        // A federated account has no password to reset: like an unknown address.
+        Purpose::ResetPassword => !account.disabled && account.has_password,
         _ => !account.disabled && !account.email_verified,
     };
     if !wanted || !mail::within_quota(services, conn, email_key).await? {

@@ -3,6 +3,7 @@ pub mod account;
 pub mod activity;
 pub mod admin;
 pub mod auth;
+pub mod federation;
 pub mod health;
 pub mod me;
 pub mod me_account;
