@@ -147,21 +147,15 @@ pub async fn user_for_sign_in(
 
 /// Replaces the account's roles with `roles` (the provider decides them).
 pub async fn set_roles(
-    db: impl PgExecutor<'_>,
+    conn: &mut sqlx::PgConnection,
     user_id: Uuid,
     roles: &[String],
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "WITH gone AS (DELETE FROM user_roles WHERE user_id = $1 AND role <> ALL($2))
-         INSERT INTO user_roles (user_id, role, granted_at)
-         SELECT $1, r, $3 FROM unnest($2::text[]) AS r
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(user_id)
-    .bind(roles)
-    .bind(now)
-    .execute(db)
-    .await?;
-    Ok(())
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1 AND role <> ALL($2)")
+        .bind(user_id)
+        .bind(roles)
+        .execute(&mut *conn)
+        .await?;
+    super::users::grant_roles(conn, user_id, roles, now).await
 }

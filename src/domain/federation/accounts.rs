@@ -159,7 +159,7 @@ pub async fn apply_roles(
         return Err(Error::FederationDenied("account_disabled"));
     }
     if user.roles != roles {
-        store::set_roles(&mut **tx, user_id, roles, services.clock.now()).await?;
+        store::set_roles(tx, user_id, roles, services.clock.now()).await?;
         let details = json!({ "by": "federation", "provider": provider, "roles": roles, "before": user.roles });
         // No actor: the provider, not a person, decided.
         let event = Event {
