@@ -6,6 +6,7 @@ mod helpers;
 
 mod admin;
 mod audit;
+mod authorizers;
 mod cli;
 mod clients;
 mod connections;
