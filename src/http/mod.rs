@@ -202,15 +202,16 @@ fn auth_routes(
         account::reset_password,
     )?;
     // A sign-in start stores a row and a callback redeems a code: both
-    // count against the login bucket.
-    let login = t.add(
-        login,
+    // count against the login bucket. Browser navigations (GET): no
+    // Idempotency-Key handling.
+    let federated = t.add(
+        Router::new(),
         Method::GET,
         "/v1/auth/federation/{id}/start",
         federation::start,
     )?;
-    let login = t.add(
-        login,
+    let federated = t.add(
+        federated,
         Method::GET,
         "/v1/auth/federation/{id}/callback",
         federation::callback,
@@ -249,6 +250,7 @@ fn auth_routes(
     Ok(Router::new()
         .merge(idempotent(signup, state, false).layer(limits.signup.layer()))
         .merge(idempotent(login, state, false).layer(limits.login.layer()))
+        .merge(federated.layer(limits.login.layer()))
         .merge(listing)
         .merge(idempotent(mail, state, false).layer(limits.mail.layer()))
         .merge(cookie_routes))
