@@ -496,3 +496,14 @@ async fn the_provider_list_names_each_sign_in_button() {
 fn percent_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
+
+#[tokio::test]
+async fn a_subject_longer_than_oidc_allows_is_refused_cleanly() {
+    let (app, idp) = setup(|_| {}).await;
+    idp.signs_in(admin_account(&"s".repeat(256), &["pwd", "mfa"]))
+        .await;
+    let response = Browser::new().sign_in(&app, "").await.response;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(failures(&app).await, ["subject"]);
+    assert_eq!(sessions(&app).await, 0);
+}

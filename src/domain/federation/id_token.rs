@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 const SKEW: Duration = Duration::seconds(60);
 /// An ID token issued longer ago than a sign-in may last is refused.
 const MAX_AGE: Duration = Duration::minutes(10);
+const MAX_SUBJECT_BYTES: usize = 255;
 /// Groups read from one ID token, at most.
 const MAX_GROUPS: usize = 256;
 
@@ -156,8 +157,13 @@ fn validate(
         .claims(&verifier, nonce)
         .map_err(|e| Error::InvalidIdToken(reason(&e)))?;
     check_authorized_party(claims, &provider.settings.client_id)?;
+    let subject = claims.subject().as_str();
+    // OIDC Core §2: at most 255 ASCII characters (and what the table holds).
+    if subject.is_empty() || subject.len() > MAX_SUBJECT_BYTES {
+        return Err(Error::InvalidIdToken("subject"));
+    }
     Ok(Identity {
-        subject: claims.subject().as_str().to_owned(),
+        subject: subject.to_owned(),
         email: claims.email().map(|e| e.as_str().to_owned()),
         email_verified: claims.email_verified().unwrap_or(false),
         groups: groups(id_token, &provider.settings.groups_claim),
