@@ -198,6 +198,7 @@ pub struct Metrics {
     connections_timed_out: IntCounterVec,
     accept_errors: IntCounterVec,
     mail: IntCounterVec,
+    session_checks: IntCounterVec,
 }
 
 impl Metrics {
@@ -278,6 +279,13 @@ impl Metrics {
                 ),
                 &["outcome"],
             )?,
+            session_checks: IntCounterVec::new(
+                Opts::new(
+                    "authd_session_checks_total",
+                    "Bearer requests' session checks, by where the answer came from (cache, database).",
+                ),
+                &["source"],
+            )?,
             accept_errors: IntCounterVec::new(
                 Opts::new(
                     "authd_accept_errors_total",
@@ -307,6 +315,7 @@ impl Metrics {
         r.register(Box::new(self.connections_timed_out.clone()))?;
         r.register(Box::new(self.accept_errors.clone()))?;
         r.register(Box::new(self.mail.clone()))?;
+        r.register(Box::new(self.session_checks.clone()))?;
         r.register(Box::new(self.hashing_pool.rejected.clone()))
     }
 
@@ -323,6 +332,10 @@ impl Metrics {
         }
         for state in ["idle", "in_use"] {
             self.db_connections.get_metric_with_label_values(&[state])?;
+        }
+        for source in ["cache", "database"] {
+            self.session_checks
+                .get_metric_with_label_values(&[source])?;
         }
         Ok(())
     }
@@ -380,6 +393,12 @@ impl Metrics {
     /// A mail not sent, for `reason`.
     pub fn mail_dropped(&self, reason: &'static str) {
         self.mail(reason);
+    }
+
+    /// A bearer request's session check, answered from the cache or not.
+    pub fn session_check(&self, cached: bool) {
+        let source = if cached { "cache" } else { "database" };
+        self.session_checks.with_label_values(&[source]).inc();
     }
 
     pub fn refresh_reuse_detected(&self) {

@@ -114,6 +114,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         self.state.federation.discover_all();
+        let listener = tokio::spawn(
+            self.state
+                .session_cache
+                .clone()
+                .listen(self.state.db.clone()),
+        );
         let maintenance = tokio::spawn(maintain(self.state.clone(), self.rate_limiters));
         let mailer = tokio::spawn({
             let state = self.state.clone();
@@ -130,6 +136,7 @@ impl Application {
         let result = drain(servers, shutdown, stop, grace).await;
         maintenance.abort();
         mailer.abort();
+        listener.abort();
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.state.db.close())
             .await
             .is_err()
@@ -186,6 +193,8 @@ pub async fn build_state(
         mfa,
         mail: Mailer::new(outbox_key),
         metrics,
+        session_cache: Arc::default(),
+        verified_tokens: Default::default(),
     };
     Ok(AppState(Arc::new(App {
         services,

@@ -107,7 +107,8 @@ pub fn argon2_verify(
     }))
 }
 
-/// Signs and verifies with the service's own active key.
+/// Signs (as the service does: the key parsed once) and verifies with the
+/// service's own active key.
 pub fn rs256(state: &AppState, duration: Duration) -> anyhow::Result<(f64, f64)> {
     let set = state.keys.current();
     let kid = set.active.kid.clone();
@@ -116,7 +117,7 @@ pub fn rs256(state: &AppState, duration: Duration) -> anyhow::Result<(f64, f64)>
         "jti": Uuid::new_v4(), "sid": Uuid::new_v4(), "roles": ["user"], "amr": ["pwd"], "auth_time": 1,
     });
     let header = Header::new(Algorithm::RS256);
-    let token = jsonwebtoken::encode(&header, &claims, &set.active.encoding)?;
+    let token = set.active.sign(&header, &claims)?;
     let decoding = set
         .verifying
         .get(&kid)
@@ -126,11 +127,7 @@ pub fn rs256(state: &AppState, duration: Duration) -> anyhow::Result<(f64, f64)>
         let set = Arc::clone(&set);
         let claims = claims.clone();
         on_all_cores(duration, move || {
-            let _ = jsonwebtoken::encode(
-                &Header::new(Algorithm::RS256),
-                &claims,
-                &set.active.encoding,
-            );
+            let _ = set.active.sign(&Header::new(Algorithm::RS256), &claims);
         })
     };
     let mut validation = Validation::new(Algorithm::RS256);

@@ -4,16 +4,18 @@
 //! checks expiry against the injected clock. Any of our clients is
 //! accepted, with that client's audience: authd's own API serves every
 //! client, as Cognito's does.
-use jsonwebtoken::{Algorithm, Header, Validation, decode, decode_header, encode};
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::config::AuthSettings;
 use crate::domain::clients::Client;
-use crate::domain::keys::KeyStore;
+use crate::domain::keys::{KeySet, KeyStore};
 use crate::domain::services::Services;
+use crate::domain::verified_tokens::VerifiedTokens;
 use crate::error::{Error, Result};
+use std::sync::Arc;
 
 pub const TOKEN_TYPE: &str = "at+jwt";
 /// Bearer tokens longer than this are rejected before any parsing.
@@ -37,6 +39,13 @@ pub struct AccessClaims {
     /// The identity provider of a federated session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JwsHeader<'a> {
+    typ: &'a str,
+    alg: &'a str,
+    kid: &'a str,
 }
 
 /// What identifies the holder of a session when minting its access token.
@@ -73,17 +82,28 @@ pub fn mint(
         idp: subject.idp.map(str::to_owned),
     };
     let set = keys.current();
-    let mut header = Header::new(Algorithm::RS256);
-    header.typ = Some(TOKEN_TYPE.to_owned());
-    header.kid = Some(set.active.kid.clone());
-    encode(&header, &claims, &set.active.encoding).map_err(|e| Error::Internal(e.into()))
+    let header = JwsHeader {
+        typ: TOKEN_TYPE,
+        alg: "RS256",
+        kid: &set.active.kid,
+    };
+    Ok(set.active.sign(&header, &claims)?)
 }
 
 /// A bearer token's claims, when it is one of ours, unexpired, and its
-/// `aud` is its client's audience.
-pub async fn authenticate(services: &Services, token: &str) -> Result<AccessClaims> {
+/// `aud` is its client's audience. Remembered once verified (see
+/// `verified_tokens`).
+pub async fn authenticate(services: &Services, token: &str) -> Result<Arc<AccessClaims>> {
     let now = services.clock.now();
-    let claims = verify(&services.keys, &services.settings.auth, token, now)?;
+    let keys = services.keys.current();
+    let cache_key = VerifiedTokens::key(token);
+    if let Some(claims) = services
+        .verified_tokens
+        .get(&cache_key, &keys, now.unix_timestamp())
+    {
+        return Ok(claims);
+    }
+    let (kid, claims) = verify(&keys, &services.settings.auth, token, now)?;
     let stored = (claims.client_id != crate::domain::clients::DEFAULT_CLIENT_ID)
         .then_some(claims.client_id.as_str());
     let client = services
@@ -94,15 +114,21 @@ pub async fn authenticate(services: &Services, token: &str) -> Result<AccessClai
     if client.audience != claims.aud {
         return Err(Error::InvalidToken);
     }
+    let claims = Arc::new(claims);
+    services
+        .verified_tokens
+        .insert(cache_key, kid, claims.clone(), now.unix_timestamp());
     Ok(claims)
 }
 
+/// The token's signing key id and claims, when its signature, issuer and
+/// times hold.
 fn verify(
-    keys: &KeyStore,
+    set: &KeySet,
     settings: &AuthSettings,
     token: &str,
     now: OffsetDateTime,
-) -> Result<AccessClaims> {
+) -> Result<(String, AccessClaims)> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::InvalidToken);
     }
@@ -111,7 +137,6 @@ fn verify(
         return Err(Error::InvalidToken);
     }
     let kid = header.kid.ok_or(Error::InvalidToken)?;
-    let set = keys.current();
     let key = set.verifying.get(&kid).ok_or(Error::InvalidToken)?;
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_issuer(&[&settings.issuer]);
@@ -127,5 +152,5 @@ fn verify(
     if claims.exp <= now || claims.iat > now + 60 {
         return Err(Error::InvalidToken);
     }
-    Ok(claims)
+    Ok((kid, claims))
 }

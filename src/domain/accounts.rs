@@ -7,6 +7,7 @@
 use secrecy::SecretString;
 use serde_json::json;
 use sqlx::PgPool;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::domain::audit::{Context, Event, Kind};
@@ -99,19 +100,41 @@ pub async fn signup(
 }
 
 /// `invalid_token` unless the access token's session is still open and its
-/// account enabled.
+/// account enabled (remembered per replica: see `session_cache`).
 pub async fn require_live_session(state: &Services, user_id: Uuid, session_id: Uuid) -> Result<()> {
-    if crate::storage::sessions::is_live(&state.db, session_id, user_id).await? {
-        Ok(())
-    } else {
-        Err(Error::InvalidToken)
+    let cache = &state.session_cache;
+    let cached = cache.is_live(user_id, session_id);
+    state.metrics.session_check(cached);
+    if cached {
+        return Ok(());
     }
+    let ticket = cache.ticket();
+    if !crate::storage::sessions::is_live(&state.db, session_id, user_id).await? {
+        return Err(Error::InvalidToken);
+    }
+    if let Some(ticket) = ticket {
+        cache.remember_live(ticket, user_id, session_id);
+    }
+    Ok(())
 }
 
-pub async fn profile(state: &Services, user_id: Uuid, session_id: Uuid) -> Result<Profile> {
-    users::profile_for_session(&state.db, user_id, session_id)
-        .await?
-        .ok_or(Error::InvalidToken)
+pub async fn profile(state: &Services, user_id: Uuid, session_id: Uuid) -> Result<Arc<Profile>> {
+    let cache = &state.session_cache;
+    let cached = cache.profile(user_id, session_id);
+    state.metrics.session_check(cached.is_some());
+    if let Some(profile) = cached {
+        return Ok(profile);
+    }
+    let ticket = cache.ticket();
+    let profile = Arc::new(
+        users::profile_for_session(&state.db, user_id, session_id)
+            .await?
+            .ok_or(Error::InvalidToken)?,
+    );
+    if let Some(ticket) = ticket {
+        cache.remember_profile(ticket, session_id, profile.clone());
+    }
+    Ok(profile)
 }
 
 /// Gives every account older than the skeleton rule its canonical key and

@@ -1,5 +1,7 @@
 //! RS256 signing keys: generated here, stored sealed under a master-derived
-//! key, cached in memory as ready-to-use encoding/decoding keys.
+//! key, cached in memory as ready-to-use keys: the active one parsed once
+//! (parsing and checking an RSA private key costs more than a signature, and
+//! jsonwebtoken's `encode` does it on every call), the others as decoding keys.
 //!
 //! Rotation adds a key that is published at once but signs only after
 //! `keys.activation_delay_secs`, so resource servers that cache the JWKS
@@ -8,11 +10,13 @@
 //! it signed has expired (token lifetime plus a margin for replicas that have
 //! not reloaded yet).
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{KeyPair as _, RsaKeyPair};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::DecodingKey;
+use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -29,9 +33,41 @@ pub const SEALING_LABEL: &str = crate::crypto::master_key::labels::SIGNING_KEYS;
 /// Extra time a rotated key keeps verifying beyond the token lifetime.
 const RETIRE_MARGIN: Duration = Duration::minutes(5);
 
+/// The key that signs, parsed once.
 pub struct ActiveKey {
     pub kid: String,
-    pub encoding: EncodingKey,
+    pair: RsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl ActiveKey {
+    fn from_pkcs8(kid: &str, pkcs8: &[u8]) -> anyhow::Result<Self> {
+        let pair = RsaKeyPair::from_pkcs8(pkcs8)
+            .map_err(|e| anyhow::anyhow!("signing key {kid} does not parse: {e}"))?;
+        Ok(Self {
+            kid: kid.to_owned(),
+            pair,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// A compact JWS of `claims` under `header` (whose `alg` must be RS256:
+    /// this key signs nothing else).
+    pub fn sign(&self, header: &impl Serialize, claims: &impl Serialize) -> anyhow::Result<String> {
+        let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
+        let input = format!("{header}.{payload}");
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &self.rng,
+                input.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| anyhow::anyhow!("RS256 signing failed"))?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    }
 }
 
 /// The keys in force, swapped whole on reload.
@@ -80,11 +116,7 @@ async fn load_set(db: &PgPool, sealing: &DataKey, now: OffsetDateTime) -> anyhow
         anyhow::bail!("no active signing key: run `authd keys rotate --immediately`");
     };
     let pkcs8 = sealing.open(active_row.kid.as_bytes(), &active_row.private_key_enc)?;
-    let encoding = EncodingKey::from_rsa_pem(pkcs8_pem(&pkcs8).as_bytes())?;
-    let active = ActiveKey {
-        kid: active_row.kid.clone(),
-        encoding,
-    };
+    let active = ActiveKey::from_pkcs8(&active_row.kid, &pkcs8)?;
     let verifying = stored
         .iter()
         .map(|k| {
@@ -100,19 +132,6 @@ async fn load_set(db: &PgPool, sealing: &DataKey, now: OffsetDateTime) -> anyhow
         verifying,
         jwks: jwks.into(),
     })
-}
-
-fn pkcs8_pem(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let body: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .filter_map(|c| std::str::from_utf8(c).ok())
-        .collect();
-    format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        body.join("\n")
-    )
 }
 
 fn jwk(key: &StoredKey) -> serde_json::Value {

@@ -19,6 +19,8 @@ pub mod password_policy;
 pub mod passwords;
 pub mod refresh_tokens;
 pub mod services;
+pub mod session_cache;
 pub mod sessions;
 pub mod throttle;
 pub mod user_keys;
+pub mod verified_tokens;

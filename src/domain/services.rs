@@ -15,6 +15,8 @@ use crate::domain::keys::KeyStore;
 use crate::domain::mail::Mailer;
 use crate::domain::mfa::MfaKeys;
 use crate::domain::passwords::Passwords;
+use crate::domain::session_cache::SessionCache;
+use crate::domain::verified_tokens::VerifiedTokens;
 use crate::metrics::Metrics;
 
 pub struct Services {
@@ -30,4 +32,7 @@ pub struct Services {
     pub mfa: MfaKeys,
     pub mail: Mailer,
     pub metrics: Metrics,
+    /// Open sessions and profiles, kept current by change notifications.
+    pub session_cache: Arc<SessionCache>,
+    pub verified_tokens: VerifiedTokens,
 }

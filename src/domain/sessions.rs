@@ -295,9 +295,8 @@ async fn rotate_spent(
     // inside the leeway, unless there is none at all.
     let within_leeway = leeway.is_positive() && spent.spent_at.is_some_and(|at| now - at < leeway);
     if !within_leeway || spent.leeway_used {
-        if let Some(user_id) =
-            store::revoke(&mut *tx, spent.session_id, "refresh_token_reuse", now).await?
-        {
+        let revoked = store::revoke(&mut *tx, spent.session_id, "refresh_token_reuse", now).await?;
+        if let Some(user_id) = revoked {
             tracing::warn!(session_id = %spent.session_id, "refresh token reuse detected; session revoked");
             state.metrics.refresh_reuse_detected();
             let details = json!({ "session_id": spent.session_id });
@@ -310,7 +309,11 @@ async fn rotate_spent(
             };
             state.audit.append(&mut tx, ctx, event).await?;
         }
+        let pending = revoked.map(|user_id| state.session_cache.before_change(user_id));
         tx.commit().await?;
+        if let Some(pending) = pending {
+            state.session_cache.changed(&state.db, pending).await;
+        }
         return Err(Error::InvalidRefreshToken);
     }
     store::mark_leeway_used(&mut *tx, hash).await?;
@@ -339,12 +342,17 @@ pub async fn logout(state: &Services, ctx: &Context, presented: &str) -> Result<
     let Some(session_id) = store::session_of_token(&mut *tx, &token.hash()).await? else {
         return Ok(());
     };
-    if let Some(user_id) = store::revoke(&mut *tx, session_id, "logout", state.clock.now()).await? {
+    let revoked = store::revoke(&mut *tx, session_id, "logout", state.clock.now()).await?;
+    if let Some(user_id) = revoked {
         let details = json!({ "session_id": session_id });
         let event = Event::by_user(Kind::Logout, user_id, "success", details);
         state.audit.append(&mut tx, ctx, event).await?;
     }
+    let pending = revoked.map(|user_id| state.session_cache.before_change(user_id));
     tx.commit().await?;
+    if let Some(pending) = pending {
+        state.session_cache.changed(&state.db, pending).await;
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 use crate::domain::access_tokens::{self, AccessClaims};
 use crate::domain::accounts;
@@ -188,7 +189,7 @@ fn check_length(token: Option<&SecretString>) -> Result<()> {
 }
 
 /// A verified `Authorization: Bearer` access token.
-pub struct Bearer(pub AccessClaims);
+pub struct Bearer(pub Arc<AccessClaims>);
 
 impl FromRequestParts<AppState> for Bearer {
     type Rejection = Error;
@@ -217,7 +218,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// A bearer token whose session is still open and whose account is enabled
 /// (one database query): what every call that acts on the account needs.
 #[derive(Clone)]
-pub struct Authenticated(pub AccessClaims);
+pub struct Authenticated(pub Arc<AccessClaims>);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = Error;

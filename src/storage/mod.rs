@@ -14,6 +14,7 @@ pub mod db;
 pub mod federation;
 pub mod idempotency;
 pub mod mfa;
+pub mod notifications;
 pub mod outbox;
 pub mod sealed_keys;
 pub mod sessions;

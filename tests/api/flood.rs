@@ -16,14 +16,6 @@ struct Served {
     _db: (String, sqlx::PgPool),
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `authd serve` with the test profile's defaults, under `ulimit -n`
 /// (hard and soft) when given.
 async fn serve(nofile: Option<u32>) -> Served {

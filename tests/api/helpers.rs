@@ -449,6 +449,15 @@ pub async fn drop_database(pool: PgPool, name: &str) {
 }
 
 /// A fresh directory under the system temp dir.
+/// A port nothing listens on now (for a child process to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn tempdir() -> String {
     let dir = std::env::temp_dir().join(format!("authd-test-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -29,5 +29,6 @@ mod outage;
 mod overload;
 mod rate_limit;
 mod refresh;
+mod replicas;
 mod shutdown;
 mod signup;

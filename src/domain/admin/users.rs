@@ -38,15 +38,22 @@ fn event(kind: Kind, caller: AdminCaller, subject: Option<Uuid>, mut details: Va
 }
 
 /// Appends the action's audit event in the action's own transaction and
-/// commits both: an admin change never lands without its record.
+/// commits both: an admin change never lands without its record. The
+/// account's cached sessions and profile are dropped at once.
 async fn commit_audited(
     services: &Services,
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     ctx: &Context,
     event: Event,
 ) -> Result<()> {
+    let pending = event
+        .subject
+        .map(|id| services.session_cache.before_change(id));
     services.audit.append(&mut tx, ctx, event).await?;
     tx.commit().await?;
+    if let Some(pending) = pending {
+        services.session_cache.changed(&services.db, pending).await;
+    }
     Ok(())
 }
 

@@ -55,6 +55,8 @@ pub async fn delete_account(
     if !users::delete(&mut *tx, user_id).await? {
         return Err(Error::InvalidToken);
     }
+    let pending = services.session_cache.before_change(user_id);
     tx.commit().await?;
+    services.session_cache.changed(&services.db, pending).await;
     Ok(())
 }

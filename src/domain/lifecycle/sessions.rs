@@ -49,7 +49,9 @@ pub async fn revoke(
     let details = json!({ "session_id": session_id });
     let event = Event::by_user(Kind::SessionRevoked, user_id, "success", details);
     services.audit.append(&mut tx, ctx, event).await?;
+    let pending = services.session_cache.before_change(user_id);
     tx.commit().await?;
+    services.session_cache.changed(&services.db, pending).await;
     Ok(())
 }
 
@@ -66,6 +68,8 @@ pub async fn revoke_others(
     let details = json!({ "sessions_revoked": revoked });
     let event = Event::by_user(Kind::SessionRevoked, user_id, "success", details);
     services.audit.append(&mut tx, ctx, event).await?;
+    let pending = services.session_cache.before_change(user_id);
     tx.commit().await?;
+    services.session_cache.changed(&services.db, pending).await;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! /v1/me: the caller's own account.
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -11,11 +12,11 @@ use crate::http::extract::Bearer;
 use crate::state::AppState;
 
 #[derive(Serialize)]
-pub struct Me {
+pub struct Me<'a> {
     user_id: Uuid,
-    email: String,
+    email: &'a str,
     email_verified: bool,
-    roles: Vec<String>,
+    roles: &'a [String],
     mfa_enabled: bool,
     /// Unused recovery codes (0 without MFA).
     recovery_codes_remaining: i64,
@@ -23,15 +24,16 @@ pub struct Me {
     created_at: OffsetDateTime,
 }
 
-pub async fn me(State(state): State<AppState>, Bearer(claims): Bearer) -> Result<Json<Me>> {
+pub async fn me(State(state): State<AppState>, Bearer(claims): Bearer) -> Result<Response> {
     let profile = accounts::profile(&state, claims.sub, claims.sid).await?;
     Ok(Json(Me {
         user_id: profile.id,
-        email: profile.email,
+        email: &profile.email,
         email_verified: profile.email_verified,
-        roles: profile.roles,
+        roles: &profile.roles,
         mfa_enabled: profile.mfa_enabled,
         recovery_codes_remaining: profile.recovery_codes_remaining,
         created_at: profile.created_at,
-    }))
+    })
+    .into_response())
 }
