@@ -118,13 +118,56 @@ impl Run {
 
     /// Latency statistics of the answers with this status only.
     pub fn stats_for_status(&self, status: u16) -> Stats {
+        self.stats_where(|s| s == status)
+    }
+
+    /// Latency statistics of the answers whose status passes `keep`.
+    pub fn stats_where(&self, keep: impl Fn(u16) -> bool) -> Stats {
         let only: Vec<Sample> = self
             .samples
             .iter()
             .copied()
-            .filter(|s| s.status == status)
+            .filter(|s| keep(s.status))
             .collect();
         Stats::from_samples(self.workers, self.seconds, &only)
+    }
+}
+
+/// Open loop: starts `op(n)` every `1 / rate` seconds for `duration`,
+/// whether or not earlier calls have answered, and counts each latency
+/// from the moment the call was due. A server that stalls thus shows as
+/// latency, not as fewer requests (a closed loop, whose clients wait, would
+/// hide it: its p99 under saturation measures only the client count).
+pub async fn open_loop<F, Fut>(rate: f64, duration: Duration, op: F) -> Run
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = u16> + Send + 'static,
+{
+    let shared = Arc::new(Mutex::new(Vec::new()));
+    let start = tokio::time::Instant::now();
+    let calls = (rate * duration.as_secs_f64()).floor() as u64;
+    let mut handles = Vec::new();
+    for n in 0..calls {
+        let due = start + Duration::from_secs_f64(n as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let call = op(n);
+        let shared = Arc::clone(&shared);
+        handles.push(tokio::spawn(async move {
+            let status = call.await;
+            let micros = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
+            if let Ok(mut shared) = shared.lock() {
+                shared.push(Sample { micros, status });
+            }
+        }));
+    }
+    for handle in handles {
+        let _ = handle.await;
+    }
+    let samples = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+    Run {
+        workers: 0,
+        seconds: duration.as_secs_f64(),
+        samples,
     }
 }
 

@@ -1,13 +1,16 @@
 //! authd-bench: measures authd against the machine's physical limits.
 //!
-//! It starts authd in-process on a fresh PostgreSQL database (or targets
-//! `--url`), seeds users in bulk, measures the baselines (raw Argon2id, raw
-//! RS256, the refresh transaction through sqlx), then runs each scenario at
-//! every concurrency level and writes a markdown table (stdout), JSON and an
-//! SVG chart.
+//! It starts authd in-process on a fresh PostgreSQL database, or drives one
+//! running in another process (`--url`, with that authd's database and
+//! config, so that server and load are measured apart), seeds users in
+//! bulk, measures the baselines (raw Argon2id, raw RS256, the refresh
+//! transaction through sqlx, the HTTP floor), then runs each scenario at
+//! every concurrency level, an open-loop mixed load and a flood, and writes
+//! a markdown table (stdout), JSON and an SVG chart.
 #![forbid(unsafe_code)]
 
 mod baselines;
+mod floor;
 mod load;
 mod report;
 mod scenarios;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use report::{Overload, Report, ScenarioResult};
+use report::{Flood, Overload, Report, ScenarioResult};
 use scenarios::Target;
 
 #[derive(Parser)]
@@ -36,7 +39,28 @@ struct Args {
     /// Concurrency levels, comma-separated.
     #[arg(long, default_value = "1,4,16,64", value_delimiter = ',')]
     levels: Vec<usize>,
+    /// An authd already running elsewhere to measure; then
+    /// `--database-url` must be its database and `--config-dir` with
+    /// `--profile` (and the same `AUTHD_*` variables) its configuration.
+    #[arg(long)]
+    url: Option<String>,
+    /// With `--url`: the server's pid, whose memory is sampled.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// With `--url`: the server's config profile.
+    #[arg(long, env = "AUTHD_PROFILE", default_value = "test")]
+    profile: authd::config::Profile,
+    /// Clients in the flood scenario (logins without back-off).
+    #[arg(long, default_value_t = 256)]
+    flood_clients: usize,
+    /// Refreshes per second offered in the open-loop mixed scenario.
+    #[arg(long, default_value_t = 300.0)]
+    mixed_refresh_rate: f64,
+    /// /v1/me calls per second offered in the open-loop mixed scenario.
+    #[arg(long, default_value_t = 1000.0)]
+    mixed_me_rate: f64,
     /// PostgreSQL server (any database on it); a fresh database is created.
+    /// With `--url`, the remote authd's own database.
     #[arg(
         long,
         env = "AUTHD_TEST_DATABASE_URL",
@@ -71,17 +95,23 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// Samples this process's resident set (VmRSS) until stopped.
-fn rss_sampler(stop: Arc<AtomicBool>, peak_kib: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+/// Samples the server's resident set (VmRSS of `pid`, or of this process)
+/// until stopped.
+fn rss_sampler(
+    pid: Option<u32>,
+    stop: Arc<AtomicBool>,
+    peak_kib: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
+    let status = pid.map_or("/proc/self/status".to_owned(), |p| {
+        format!("/proc/{p}/status")
+    });
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
-            let rss = std::fs::read_to_string("/proc/self/status")
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find(|l| l.starts_with("VmRSS:"))
-                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                });
+            let rss = std::fs::read_to_string(&status).ok().and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            });
             if let Some(kib) = rss {
                 peak_kib.fetch_max(kib, Ordering::Relaxed);
             }
@@ -106,43 +136,54 @@ async fn main() -> anyhow::Result<()> {
     authd::crypto::install_tls_provider();
     let args = Args::parse();
     std::fs::create_dir_all(&args.out_dir)?;
+    let system = match &args.url {
+        Some(url) => {
+            eprintln!("driving authd at {url}; seeding {} users", args.users);
+            let (db, config) = (&args.database_url, &args.config_dir);
+            target::Remote::connect(url, db, config, args.profile, args.server_pid).await?
+        }
+        None => {
+            eprintln!(
+                "starting authd on a fresh database and seeding {} users",
+                args.users
+            );
+            target::Local::start(&args.database_url, &args.config_dir).await?
+        }
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let peak_kib = Arc::new(AtomicU64::new(0));
-    let sampler = rss_sampler(Arc::clone(&stop), Arc::clone(&peak_kib));
-
-    eprintln!(
-        "starting authd on a fresh database and seeding {} users",
-        args.users
-    );
-    let local = target::Local::start(&args.database_url, &args.config_dir).await?;
-    local.seed_users(args.users).await?;
-    local.seed_mfa_users(args.users).await?;
-    let settings = local.state.settings.clone();
+    let sampler = rss_sampler(system.pid, Arc::clone(&stop), Arc::clone(&peak_kib));
+    system.seed_users(args.users).await?;
+    system.seed_mfa_users(args.users).await?;
+    let settings = system.state.settings.clone();
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
+        .pool_max_idle_per_host(args.flood_clients.max(256))
         .build()?;
     let target = Target {
         client,
-        base_url: local.base_url.clone(),
+        base_url: system.base_url.clone(),
         users: args.users,
     };
 
     eprintln!("measuring baselines");
-    let phc: String = sqlx::query_scalar("SELECT password_hash FROM users LIMIT 1")
-        .fetch_one(&local.db)
-        .await?;
-    let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users LIMIT 1")
-        .fetch_one(&local.db)
-        .await?;
+    let phc: String = sqlx::query_scalar(
+        "SELECT password_hash FROM users WHERE email_key LIKE 'bench-user-%' LIMIT 1",
+    )
+    .fetch_one(&system.db)
+    .await?;
+    let user_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM users WHERE email_key LIKE 'bench-user-%' LIMIT 1")
+            .fetch_one(&system.db)
+            .await?;
     let argon = {
         let (pw, phc, d) = (settings.password.clone(), phc.clone(), args.duration);
         tokio::task::spawn_blocking(move || baselines::argon2_verify(&pw, &phc, d)).await??
     };
     let (sign, verify) = {
-        let (state, d) = (local.state.clone(), args.duration);
+        let (state, d) = (system.state.clone(), args.duration);
         tokio::task::spawn_blocking(move || baselines::rs256(&state, d)).await??
     };
-    let refresh_tx = baselines::refresh_transaction(&local.state, user_id, args.duration).await?;
+    let refresh_tx = baselines::refresh_transaction(&system.state, user_id, args.duration).await?;
     let base = baselines::Baselines {
         cores: baselines::cores(),
         argon2_verify_per_sec: argon,
@@ -150,11 +191,16 @@ async fn main() -> anyhow::Result<()> {
         rs256_verify_per_sec: verify,
         refresh_tx_per_sec: refresh_tx,
     };
+    let refresh_bound = base.rs256_sign_per_sec.min(base.refresh_tx_per_sec);
+    let floor_url = floor::serve().await?;
 
     let mut results = Vec::new();
     for &level in &args.levels {
-        eprintln!("concurrency {level}: login, refresh, /v1/me, jwks");
+        eprintln!("concurrency {level}: HTTP floor, login, refresh, /v1/me, jwks");
         let d = args.duration;
+        let floor = scenarios::floor(&target, &floor_url, level, d).await;
+        let floor_per_sec = floor.stats().throughput;
+        results.push(result("HTTP floor", &floor, None));
         results.push(result(
             "login",
             &scenarios::login_storm(&target, level, d).await,
@@ -163,17 +209,17 @@ async fn main() -> anyhow::Result<()> {
         results.push(result(
             "refresh",
             &scenarios::refresh(&target, level, d).await,
-            Some(("refresh tx/s", base.refresh_tx_per_sec)),
+            Some(("min(RS256 sign/s, refresh tx/s)", refresh_bound)),
         ));
         results.push(result(
             "me",
             &scenarios::me(&target, level, d).await,
-            Some(("RS256 verify/s", base.rs256_verify_per_sec)),
+            Some(("HTTP floor", floor_per_sec)),
         ));
         results.push(result(
             "jwks",
             &scenarios::jwks(&target, level, d).await,
-            None,
+            Some(("HTTP floor", floor_per_sec)),
         ));
     }
 
@@ -181,17 +227,28 @@ async fn main() -> anyhow::Result<()> {
         0 => base.cores,
         n => n,
     };
-    eprintln!("mixed: logins saturating the pool while others refresh and call /v1/me");
-    let (logins, refreshes, mes) =
-        scenarios::mixed(&target, pool_threads * 4, 8, args.duration).await;
+    let offered = scenarios::Offered {
+        login_workers: pool_threads * 4,
+        refresh_per_sec: args.mixed_refresh_rate,
+        me_per_sec: args.mixed_me_rate,
+    };
+    eprintln!(
+        "mixed: logins saturating the pool; {} refresh/s and {} /v1/me/s offered",
+        offered.refresh_per_sec, offered.me_per_sec
+    );
+    let (logins, refreshes, mes) = scenarios::mixed(&target, &offered, args.duration).await;
     let mixed = vec![
         result(
             "mixed: login",
             &logins,
             Some(("argon2 verify/s", base.argon2_verify_per_sec)),
         ),
-        result("mixed: refresh", &refreshes, None),
-        result("mixed: me", &mes, None),
+        result(
+            &format!("mixed: refresh @{}/s", offered.refresh_per_sec),
+            &refreshes,
+            None,
+        ),
+        result(&format!("mixed: me @{}/s", offered.me_per_sec), &mes, None),
     ];
 
     eprintln!("login+mfa: the password step, then a TOTP code");
@@ -213,11 +270,26 @@ async fn main() -> anyhow::Result<()> {
         queue_bound_ms: settings.password.pool_max_wait_ms,
     };
 
+    eprintln!("flood: {} clients, no back-off", args.flood_clients);
+    let run_peak_kib = peak_kib.swap(0, Ordering::Relaxed);
+    let flood_run =
+        scenarios::login_storm_checked(&target, args.flood_clients, args.duration).await;
+    let flood_peak_kib = peak_kib.load(Ordering::Relaxed);
+    let admitted = flood_run.run.stats_for_status(200);
+    let flood = Flood {
+        clients: args.flood_clients,
+        admitted_ratio: admitted.throughput / base.argon2_verify_per_sec.max(f64::EPSILON),
+        admitted,
+        refused: flood_run.run.stats_where(|status| status != 200),
+        server_rss_mib: flood_peak_kib as f64 / 1024.0,
+    };
+
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.join();
     let report = Report {
         date: time::OffsetDateTime::now_utc().date().to_string(),
         parameters: serde_json::json!({
+            "url": args.url,
             "users": args.users,
             "duration_s": args.duration.as_secs_f64(),
             "levels": args.levels,
@@ -226,13 +298,18 @@ async fn main() -> anyhow::Result<()> {
             "pool_queue": settings.password.pool_queue,
             "pool_max_wait_ms": settings.password.pool_max_wait_ms,
             "db_max_connections": settings.database.max_connections,
+            "flood_clients": args.flood_clients,
+            "mixed_refresh_rate": args.mixed_refresh_rate,
+            "mixed_me_rate": args.mixed_me_rate,
         }),
         baselines: base,
         scenarios: results,
         mixed,
         mfa,
         overload,
-        max_rss_mib: peak_kib.load(Ordering::Relaxed) as f64 / 1024.0,
+        flood,
+        max_rss_mib: run_peak_kib.max(flood_peak_kib) as f64 / 1024.0,
+        in_process: args.url.is_none(),
     };
     println!("{}", report::markdown(&report));
     report::write_json(&report, &args.out_dir.join("results.json"))?;
@@ -242,6 +319,6 @@ async fn main() -> anyhow::Result<()> {
         args.out_dir.join("results.json").display(),
         args.out_dir.join("results.svg").display()
     );
-    local.stop(args.keep_db).await?;
+    system.stop(args.keep_db).await?;
     Ok(())
 }

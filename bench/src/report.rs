@@ -27,6 +27,20 @@ pub struct Overload {
     pub queue_bound_ms: u64,
 }
 
+/// Logins from many clients that never back off.
+#[derive(Debug, Clone, Serialize)]
+pub struct Flood {
+    pub clients: usize,
+    /// The logins that succeeded (200).
+    pub admitted: Stats,
+    /// `admitted` against raw Argon2id in the same run.
+    pub admitted_ratio: f64,
+    /// Every answer other than 200 (the refusals).
+    pub refused: Stats,
+    /// Peak resident memory of the server during the flood.
+    pub server_rss_mib: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub date: String,
@@ -36,7 +50,12 @@ pub struct Report {
     pub mixed: Vec<ScenarioResult>,
     pub mfa: Vec<ScenarioResult>,
     pub overload: Overload,
+    pub flood: Flood,
+    /// Peak resident memory of the server over the whole run.
     pub max_rss_mib: f64,
+    /// Whether the server ran in this process (then its memory and CPU
+    /// include the load generator's).
+    pub in_process: bool,
 }
 
 fn errors(stats: &Stats) -> String {
@@ -107,7 +126,7 @@ pub fn markdown(report: &Report) -> String {
     out.extend(report.scenarios.iter().map(row));
     out.extend([
         String::new(),
-        "## Mixed: logins saturating the pool while others refresh and call /v1/me".into(),
+        "## Mixed (open loop): logins saturating the pool while refresh and /v1/me arrive at fixed rates (latency from when each call was due)".into(),
         String::new(),
     ]);
     out.extend(header.iter().map(|s| s.to_string()));
@@ -129,8 +148,30 @@ pub fn markdown(report: &Report) -> String {
             o.admitted.ok, o.admitted.throughput, o.admitted.p50_ms, o.admitted.p99_ms, o.admitted.max_ms,
             o.queue_bound_ms, o.rejected_503, o.rejected_with_retry_after, errors(&o.all).replace(&format!("503×{}", o.rejected_503), "").trim()
         ),
+    ]);
+    let f = &report.flood;
+    out.extend([
         String::new(),
-        format!("Peak resident memory of the process (server and load generator): {:.1} MiB", report.max_rss_mib),
+        format!("## Flood: {} clients sending logins without back-off", f.clients),
+        String::new(),
+        format!(
+            "admitted: {:.1} logins/s = {:.0} % of raw Argon2id (p99 {:.1} ms); refused: {} ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms ({}); server peak RSS during the flood {:.1} MiB",
+            f.admitted.throughput,
+            f.admitted_ratio * 100.0,
+            f.admitted.p99_ms,
+            f.refused.requests,
+            f.refused.requests as f64 / f.refused.seconds.max(f64::EPSILON),
+            f.refused.p50_ms,
+            f.refused.p99_ms,
+            errors(&f.refused),
+            f.server_rss_mib,
+        ),
+        String::new(),
+        format!(
+            "Peak resident memory of the server over the run: {:.1} MiB{}",
+            report.max_rss_mib,
+            if report.in_process { " (in-process: includes the load generator)" } else { "" }
+        ),
     ]);
     out.join("\n")
 }

@@ -129,13 +129,18 @@ pub async fn me(target: &Target, workers: usize, duration: Duration) -> Run {
 }
 
 pub async fn jwks(target: &Target, workers: usize, duration: Duration) -> Run {
+    get_storm(target, "/.well-known/jwks.json", workers, duration).await
+}
+
+/// Unauthenticated GETs of `path`, as fast as answered.
+async fn get_storm(target: &Target, path: &'static str, workers: usize, duration: Duration) -> Run {
     load::run(workers, duration, |_, mut rec| {
         let target = target.clone();
         async move {
             rec.start().await;
             while rec.running() {
                 let started = Instant::now();
-                let status = get(&target, "/.well-known/jwks.json", None).await;
+                let status = get(&target, path, None).await;
                 rec.record(started, status);
             }
         }
@@ -143,18 +148,65 @@ pub async fn jwks(target: &Target, workers: usize, duration: Duration) -> Run {
     .await
 }
 
-/// Scenario 5: logins saturate the hashing pool while other clients refresh
-/// and call /v1/me. Returns (logins, refreshes, me).
-pub async fn mixed(
-    target: &Target,
-    login_workers: usize,
-    other_workers: usize,
-    duration: Duration,
-) -> (Run, Run, Run) {
+/// The HTTP floor: a trivial handler (see `floor`) at `url`, same client.
+pub async fn floor(target: &Target, url: &str, workers: usize, duration: Duration) -> Run {
+    let floor = Target {
+        base_url: url.to_owned(),
+        ..target.clone()
+    };
+    get_storm(&floor, "/", workers, duration).await
+}
+
+/// Sessions the open-loop refreshes take turns with: enough that a refresh
+/// never waits for a token while earlier ones are in flight.
+const MIXED_SESSIONS: usize = 64;
+
+/// What open-loop `mixed` offers besides the saturating logins.
+pub struct Offered {
+    pub login_workers: usize,
+    pub refresh_per_sec: f64,
+    pub me_per_sec: f64,
+}
+
+/// Logins saturate the hashing pool (closed loop) while refreshes and
+/// /v1/me calls arrive at fixed rates (open loop, latency from when each
+/// was due). Returns (logins, refreshes, me).
+pub async fn mixed(target: &Target, offered: &Offered, duration: Duration) -> (Run, Run, Run) {
+    use std::sync::{Arc, Mutex};
+    let mut access = Vec::with_capacity(MIXED_SESSIONS);
+    let mut refresh_tokens = Vec::with_capacity(MIXED_SESSIONS);
+    for i in 0..MIXED_SESSIONS {
+        let (a, r) = setup_login(target, i).await;
+        access.push(a);
+        refresh_tokens.push(r);
+    }
+    let access = Arc::new(access);
+    let tokens = Arc::new(Mutex::new(refresh_tokens));
+    let refreshes = load::open_loop(offered.refresh_per_sec, duration, |_| {
+        let (target, tokens) = (target.clone(), Arc::clone(&tokens));
+        async move {
+            let Some(token) = tokens.lock().ok().and_then(|mut t| t.pop()) else {
+                return 0;
+            };
+            let body = json!({ "refresh_token": token });
+            let (status, body) = post(&target, "/v1/auth/refresh", &body).await;
+            if let (Some(next), Ok(mut tokens)) = (field(&body, "refresh_token"), tokens.lock()) {
+                tokens.insert(0, next);
+            }
+            status
+        }
+    });
+    let mes = load::open_loop(offered.me_per_sec, duration, |n| {
+        let (target, access) = (target.clone(), Arc::clone(&access));
+        async move {
+            let token = &access[usize::try_from(n).unwrap_or(0) % access.len()];
+            get(&target, "/v1/me", Some(token)).await
+        }
+    });
     tokio::join!(
-        login_storm(target, login_workers, duration),
-        refresh(target, other_workers, duration),
-        me(target, other_workers, duration),
+        login_storm(target, offered.login_workers, duration),
+        refreshes,
+        mes,
     )
 }
 

@@ -1,5 +1,8 @@
-//! The system under test: authd started in this process on a fresh database,
-//! plus seeding, which is kept apart from measurement.
+//! The system under test: authd started in this process on a fresh
+//! database (`Local`), or one running in another process that `--url`
+//! names (`Remote`, whose database and config the bench shares to seed
+//! accounts and measure baselines), plus seeding, which is kept apart from
+//! measurement.
 use anyhow::Context as _;
 use authd::clock::{Clock, SystemClock};
 use authd::config::{Profile, Settings};
@@ -26,22 +29,64 @@ pub fn mfa_user_email(i: usize) -> String {
 /// user id, as authd stores them).
 pub const MFA_SECRET: &[u8; 20] = b"bench-totp-secret-20";
 
-/// An in-process authd on its own database.
-pub struct Local {
+/// An authd to measure: where it answers, and its state (for seeding and
+/// the baselines; for a remote authd, built on its database and config).
+pub struct System {
     pub base_url: String,
     pub state: AppState,
     pub db: PgPool,
-    admin_url: String,
-    db_name: String,
+    /// Whose resident set to sample: this process, or the remote's pid.
+    pub pid: Option<u32>,
+    /// The database this bench created, to drop afterwards.
+    created: Option<(String, String)>,
 }
+
+/// An in-process authd on its own database.
+pub struct Local;
+
+/// An authd in another process: `url` answers for it, `database_url` is
+/// its database, `config_dir` its config (with the same `AUTHD_*`
+/// overrides), so the master key and password parameters are the same.
+pub struct Remote;
 
 fn database_url(admin_url: &str, name: &str) -> String {
     let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
     format!("{base}/{name}")
 }
 
+impl Remote {
+    pub async fn connect(
+        url: &str,
+        database_url: &str,
+        config_dir: &Path,
+        profile: Profile,
+        pid: Option<u32>,
+    ) -> anyhow::Result<System> {
+        let settings = Settings::load(profile, config_dir)?;
+        let db = PgPoolOptions::new()
+            .max_connections(settings.database.max_connections)
+            .connect(database_url)
+            .await
+            .context("connect to the remote authd's database")?;
+        // Accounts of an earlier run go, so seeding starts clean.
+        sqlx::query("DELETE FROM users WHERE email_key LIKE 'bench-%@example.com'")
+            .execute(&db)
+            .await?;
+        let master = authd::startup::load_master_key(&settings)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let state = authd::startup::build_state(settings, db.clone(), &master, clock).await?;
+        Ok(System {
+            base_url: url.trim_end_matches('/').to_owned(),
+            state,
+            db,
+            pid,
+            created: None,
+        })
+    }
+}
+
 impl Local {
-    pub async fn start(admin_url: &str, config_dir: &Path) -> anyhow::Result<Self> {
+    pub async fn start(admin_url: &str, config_dir: &Path) -> anyhow::Result<System> {
         let db_name = format!("authd_bench_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(admin_url)
             .await
@@ -61,6 +106,8 @@ impl Local {
             limit.burst = 1_000_000;
             limit.replenish_ms = 1;
         }
+        // The flood comes from one address.
+        settings.http.max_connections_per_peer = 4096;
         settings.log.level = "error".into();
         let db = PgPoolOptions::new()
             .max_connections(settings.database.max_connections)
@@ -73,15 +120,17 @@ impl Local {
         let base_url = format!("http://{}", app.local_addr()?);
         let state = app.state().clone();
         tokio::spawn(app.run_until_stopped(std::future::pending()));
-        Ok(Self {
+        Ok(System {
             base_url,
             state,
             db,
-            admin_url: admin_url.to_owned(),
-            db_name,
+            pid: None,
+            created: Some((admin_url.to_owned(), db_name)),
         })
     }
+}
 
+impl System {
     /// Inserts `count` accounts sharing one Argon2 hash of `PASSWORD`: bulk
     /// SQL, so seeding 2,000 users takes milliseconds, not 2,000 hashes.
     pub async fn seed_users(&self, count: usize) -> anyhow::Result<()> {
@@ -145,14 +194,13 @@ impl Local {
 
     pub async fn stop(self, keep_db: bool) -> anyhow::Result<()> {
         self.db.close().await;
-        if !keep_db {
-            let mut admin = PgConnection::connect(&self.admin_url).await?;
-            sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.db_name
-            ))
-            .execute(&mut admin)
-            .await?;
+        if let Some((admin_url, db_name)) = self.created
+            && !keep_db
+        {
+            let mut admin = PgConnection::connect(&admin_url).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await?;
         }
         Ok(())
     }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Measures a release `authd serve` from a separate load-generator process:
+# starts the server on a fresh database (test profile, rate limits lifted
+# since the load comes from one address), runs `authd-bench --url` against
+# it, then stops the server and drops the database. Extra AUTHD_* variables
+# in the environment reach the server (e.g. AUTHD_HTTP__WORKER_NICE=0), and
+# arguments go to authd-bench.
+#
+#   cargo build --release -p authd -p authd-bench
+#   bench/remote.sh --duration 5s --levels 16 --out-dir bench-results/remote
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+name="authd_perf_$$"
+dir="$(mktemp -d)"
+port=18080
+export AUTHD_PROFILE=test
+export AUTHD_DATABASE__URL="postgres://postgres@127.0.0.1:5432/$name"
+export AUTHD_SECRETS__MASTER_KEY_FILE="$dir/master.key"
+export AUTHD_HTTP__ADDR="127.0.0.1:$port"
+export AUTHD_HTTP__ADMIN_ADDR="127.0.0.1:$((port + 1))"
+export AUTHD_HTTP__MAX_CONNECTIONS_PER_PEER=4096
+for limit in SIGNUP LOGIN REFRESH; do
+  export "AUTHD_RATE_LIMIT__${limit}__BURST=1000000"
+  export "AUTHD_RATE_LIMIT__${limit}__REPLENISH_MS=1"
+done
+export RUST_LOG=error
+
+target/release/authd serve &
+server=$!
+cleanup() {
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
+  sleep 0.2
+done
+
+target/release/authd-bench --url "http://127.0.0.1:$port" \
+  --database-url "$AUTHD_DATABASE__URL" --server-pid "$server" "$@"
