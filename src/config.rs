@@ -90,6 +90,8 @@ pub struct HttpSettings {
     pub body_read_timeout_secs: u64,
     pub keep_alive_idle_secs: u64,
     pub request_timeout_secs: u64,
+    /// Nice of the request (tokio worker) threads (see `scheduling`).
+    pub worker_nice: i32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +132,8 @@ pub struct PasswordSettings {
     pub pool_threads: usize,
     pub pool_queue: usize,
     pub pool_max_wait_ms: u64,
+    /// Nice of the hashing threads (see `scheduling`).
+    pub pool_nice: i32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -428,6 +432,12 @@ impl Settings {
             h.max_connections_per_peer > 0,
             "http.max_connections_per_peer must be positive"
         );
+        for (name, nice) in [
+            ("http.worker_nice", h.worker_nice),
+            ("password.pool_nice", self.password.pool_nice),
+        ] {
+            anyhow::ensure!((0..=19).contains(&nice), "{name} must be between 0 and 19");
+        }
         for (name, secs) in [
             ("header_read_timeout_secs", h.header_read_timeout_secs),
             ("body_read_timeout_secs", h.body_read_timeout_secs),

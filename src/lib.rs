@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod scheduling;
 pub mod secret_files;
 pub mod startup;
 pub mod state;

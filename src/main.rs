@@ -9,10 +9,12 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     authd::crypto::install_tls_provider();
-    match authd::cli::run().await {
+    let outcome = authd::scheduling::runtime()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(authd::cli::run()));
+    match outcome {
         Ok(code) => code,
         Err(error) => {
             eprintln!("authd: {error:#}");

@@ -99,6 +99,8 @@ pub struct HashingPoolMetrics {
     pub wait: Histogram,
     pub queue_full: IntCounter,
     pub waited_too_long: IntCounter,
+    /// Logins and signups refused before their request was read.
+    pub shed: IntCounter,
     rejected: IntCounterVec,
 }
 
@@ -124,6 +126,7 @@ impl HashingPoolMetrics {
             wait,
             queue_full: rejected.get_metric_with_label_values(&["queue_full"])?,
             waited_too_long: rejected.get_metric_with_label_values(&["waited_too_long"])?,
+            shed: rejected.get_metric_with_label_values(&["shed"])?,
             rejected,
         })
     }

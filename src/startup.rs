@@ -113,6 +113,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        crate::scheduling::set_worker_nice(self.state.settings.http.worker_nice);
         self.state.federation.discover_all();
         let listener = tokio::spawn(
             self.state

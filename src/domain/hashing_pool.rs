@@ -6,10 +6,8 @@
 //! `threads` Argon2 instances exist at any moment. Queue waits and refusals
 //! are counted in `HashingPoolMetrics`.
 //!
-//! The threads run below normal CPU priority (nice about 10): they take every
-//! idle cycle, so a login storm still hashes at the speed of all cores, but
-//! refresh, /v1/me and JWKS requests, which never hash, are scheduled first
-//! and keep their latency while logins saturate the CPU.
+//! The threads run at `password.pool_nice`, against `http.worker_nice` for
+//! the request threads: how the two share the cores is `scheduling`'s.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -40,6 +38,7 @@ impl HashingPool {
         threads: usize,
         queue: usize,
         max_wait: Duration,
+        nice: i32,
         metrics: HashingPoolMetrics,
     ) -> anyhow::Result<Self> {
         let threads = match threads {
@@ -57,7 +56,11 @@ impl HashingPool {
             std::thread::Builder::new()
                 .name(format!("argon2-{index}"))
                 .spawn(move || {
-                    lower_priority();
+                    if nice != 0
+                        && let Err(error) = crate::scheduling::set_current_nice(nice)
+                    {
+                        tracing::warn!(%error, nice, "could not set the hashing threads' nice");
+                    }
                     worker(&receiver, &queued)
                 })?;
         }
@@ -80,6 +83,17 @@ impl HashingPool {
     /// Takes a place in the pool (running or queued), or refuses at once.
     /// Callers reserve before any other work, so an overloaded pool turns
     /// requests away before they cost database round trips.
+    /// Whether a request that would hash should be refused unread: the
+    /// pool is full now (counted). A `false` promises nothing: the request
+    /// still reserves its place, and may be refused then.
+    pub fn full(&self) -> bool {
+        let full = self.slots.available_permits() == 0;
+        if full {
+            self.metrics.shed.inc();
+        }
+        full
+    }
+
     pub fn reserve(&self) -> Result<Slot> {
         Arc::clone(&self.slots)
             .try_acquire_owned()
@@ -149,23 +163,6 @@ impl HashingPool {
     }
 }
 
-/// Crossplatform priority 25 of 0..99 maps to niceness 9 on Linux. Measured
-/// (docs/performance.md): at nice 9, refresh and /v1/me keep p99 under 25 ms
-/// while logins saturate the cores; at nice 0 their p99 roughly doubles.
-const HASHING_PRIORITY: u8 = 25;
-
-fn lower_priority() {
-    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
-    let lowered = ThreadPriorityValue::try_from(HASHING_PRIORITY)
-        .map_err(|e| e.to_string())
-        .and_then(|v| {
-            set_current_thread_priority(ThreadPriority::Crossplatform(v)).map_err(|e| e.to_string())
-        });
-    if let Err(error) = lowered {
-        tracing::warn!(%error, "could not lower the hashing threads' priority");
-    }
-}
-
 fn worker(receiver: &Mutex<Receiver<(Instant, Job)>>, queued: &AtomicUsize) {
     loop {
         let next = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
@@ -189,7 +186,7 @@ mod tests {
     #[tokio::test]
     async fn runs_work_off_the_executor() {
         let pool =
-            HashingPool::new(1, 4, Duration::from_secs(5), metrics()).map_err(|e| e.to_string());
+            HashingPool::new(1, 4, Duration::from_secs(5), 0, metrics()).map_err(|e| e.to_string());
         let Ok(pool) = pool else { panic!("pool") };
         let name = pool
             .run(|| std::thread::current().name().map(str::to_owned))
@@ -198,29 +195,19 @@ mod tests {
         assert_eq!(name, Ok(Some("argon2-0".to_owned())));
     }
 
-    /// The calling thread's nice value, from /proc (Linux).
-    fn own_nice() -> Option<i32> {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-        let after_comm = stat.rsplit_once(')')?.1;
-        after_comm.split_whitespace().nth(16)?.parse().ok()
-    }
-
     #[tokio::test]
-    async fn hashing_threads_run_below_normal_priority() {
-        let Ok(pool) = HashingPool::new(1, 4, Duration::from_secs(5), metrics()) else {
+    async fn hashing_threads_run_at_the_configured_nice() {
+        let Ok(pool) = HashingPool::new(1, 4, Duration::from_secs(5), 9, metrics()) else {
             panic!("pool")
         };
-        let worker = pool.run(own_nice).await.map_err(|e| e.code());
-        assert!(
-            matches!(worker, Ok(Some(nice)) if (5..=15).contains(&nice)),
-            "{worker:?}"
-        );
+        let worker = pool.run(crate::scheduling::current_nice).await;
+        assert_eq!(worker.map_err(|e| e.code()), Ok(Some(9)));
     }
 
     #[tokio::test]
     async fn refuses_work_beyond_the_queue_bound() {
         let counted = metrics();
-        let Ok(pool) = HashingPool::new(1, 1, Duration::from_secs(5), counted.clone()) else {
+        let Ok(pool) = HashingPool::new(1, 1, Duration::from_secs(5), 0, counted.clone()) else {
             panic!("pool")
         };
         let pool = Arc::new(pool);
@@ -253,7 +240,7 @@ mod tests {
     #[tokio::test]
     async fn drops_jobs_that_waited_too_long() {
         let counted = metrics();
-        let Ok(pool) = HashingPool::new(1, 4, Duration::from_millis(20), counted.clone()) else {
+        let Ok(pool) = HashingPool::new(1, 4, Duration::from_millis(20), 0, counted.clone()) else {
             panic!("pool")
         };
         let pool = Arc::new(pool);

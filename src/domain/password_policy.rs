@@ -72,6 +72,7 @@ mod tests {
             pool_threads: 1,
             pool_queue: 1,
             pool_max_wait_ms: 1000,
+            pool_nice: 0,
         }
     }
 

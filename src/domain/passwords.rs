@@ -42,6 +42,7 @@ impl Passwords {
             settings.pool_threads,
             settings.pool_queue,
             Duration::from_millis(settings.pool_max_wait_ms),
+            settings.pool_nice,
             metrics,
         )?;
         let dummy = SecretString::from(format!("{:x?}", random::bytes::<16>()?));

@@ -5,7 +5,8 @@
 //! authd (the federation callback).
 use axum::Json;
 use axum::body::Body;
-use axum::http::{HeaderValue, header};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -30,35 +31,74 @@ impl IntoResponse for Error {
             e if e.is_fault() => tracing::error!(error = %self, "request failed"),
             _ => {}
         }
-        let body = ErrorBody {
-            error: self.code(),
-            message: self.message(),
-            reasons: match &self {
-                Error::WeakPassword(reasons) => Some(reasons),
-                _ => None,
-            },
-        };
-        let mut response = (self.status(), Json(body)).into_response();
-        let headers = response.headers_mut();
-        if let Some(secs) = self.retry_after_secs() {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.closes_connection() {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        match &self {
-            Error::InvalidToken => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-                );
-            }
-            Error::InvalidRefreshToken => {
-                headers.insert(header::SET_COOKIE, cookies::CLEARING_HEADER);
-            }
-            _ => {}
-        }
+        let mut response = (self.status(), Json(body(&self))).into_response();
+        add_headers(&self, response.headers_mut());
         response
+    }
+}
+
+fn body(error: &Error) -> ErrorBody<'_> {
+    ErrorBody {
+        error: error.code(),
+        message: error.message(),
+        reasons: match error {
+            Error::WeakPassword(reasons) => Some(reasons),
+            _ => None,
+        },
+    }
+}
+
+/// An error's whole answer, serialised once and sent many times (see
+/// `shed`): no JSON is built and nothing is logged per answer.
+pub struct Prebuilt {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Prebuilt {
+    pub fn new(error: &Error) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        add_headers(error, &mut headers);
+        Self {
+            status: error.status(),
+            headers,
+            // Serialising a struct of strings cannot fail.
+            body: serde_json::to_vec(&body(error)).unwrap_or_default().into(),
+        }
+    }
+
+    pub fn response(&self) -> Response {
+        let mut response = Response::new(Body::from(self.body.clone()));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers.clone();
+        response
+    }
+}
+
+/// The headers some errors carry.
+fn add_headers(error: &Error, headers: &mut HeaderMap) {
+    if let Some(secs) = error.retry_after_secs() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if error.closes_connection() {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    match error {
+        Error::InvalidToken => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
+        }
+        Error::InvalidRefreshToken => {
+            headers.insert(header::SET_COOKIE, cookies::CLEARING_HEADER);
+        }
+        _ => {}
     }
 }
 

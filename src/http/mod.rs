@@ -12,6 +12,7 @@ pub mod rate_limit;
 pub mod request_metrics;
 pub mod routes;
 pub mod server;
+pub mod shed;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -127,6 +128,17 @@ pub fn build(state: AppState) -> anyhow::Result<(Router, RouteTable, RateLimiter
             client_ip::TrustedProxies::new(&state.settings.http.trusted_proxies),
             client_ip::resolve,
         ))
+        .layer(crate::telemetry::http_trace_layer())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_metrics::record,
+        ))
+        // Outside the tracing and metrics that a refusal under a flood must
+        // not pay for, inside the security headers that it must carry.
+        .layer(axum::middleware::from_fn_with_state(
+            shed::Shed::new(state.clone()),
+            shed::when_saturated,
+        ))
         // Responses may carry tokens or account data; only the JWKS and
         // discovery handlers opt into caching by setting their own value.
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -144,11 +156,6 @@ pub fn build(state: AppState) -> anyhow::Result<(Router, RouteTable, RateLimiter
         .layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
             hsts(state.settings.http.hsts_max_age_secs),
-        ))
-        .layer(crate::telemetry::http_trace_layer())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            request_metrics::record,
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -19,6 +19,8 @@ struct Served {
 /// `authd serve` with the test profile's defaults, under `ulimit -n`
 /// (hard and soft) when given.
 async fn serve(nofile: Option<u32>) -> Served {
+    // reqwest's clients below need the process's TLS provider.
+    authd::crypto::install_tls_provider();
     let (name, pool) = create_database().await;
     let dir = tempdir();
     let key_file = format!("{dir}/master.key");
@@ -126,12 +128,7 @@ async fn a_flood_larger_than_the_fd_limit_leaves_the_probes_and_the_process_stan
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(get(&served, "127.0.0.1", "/healthz").await, Some(200));
     assert_eq!(get(&served, "127.0.0.1", "/readyz").await, Some(200));
-    let metrics = reqwest::get(format!("http://{}/metrics", served.admin_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(served.admin_addr).await;
     assert!(
         metrics.contains(r#"authd_connections_refused_total{listener="public",reason="full"}"#),
         "{metrics}"

@@ -449,6 +449,18 @@ pub async fn drop_database(pool: PgPool, name: &str) {
 }
 
 /// A fresh directory under the system temp dir.
+/// The Prometheus text served at `admin_addr`'s `/metrics`.
+pub async fn metrics_text(admin_addr: SocketAddr) -> String {
+    // reqwest's client needs the process's TLS provider even for http.
+    authd::crypto::install_tls_provider();
+    reqwest::get(format!("http://{admin_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A port nothing listens on now (for a child process to bind).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

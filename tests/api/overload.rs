@@ -48,3 +48,62 @@ async fn logins_beyond_the_pool_queue_get_503_with_retry_after() {
     assert_eq!(app.count("SELECT count(*) FROM sessions").await, ok);
     assert_eq!(app.count("SELECT count(*) FROM login_throttle").await, 0);
 }
+
+/// The raw answer to `head` (a request whose body is never sent).
+async fn answer_to_head(addr: std::net::SocketAddr, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Until the whole answer (the JSON body ends in `}`) or EOF.
+    while !answer.ends_with(b"}") {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("an answer before the body was sent")
+            .unwrap();
+        if read == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..read]);
+    }
+    String::from_utf8(answer).unwrap()
+}
+
+#[tokio::test]
+async fn a_full_pool_refuses_logins_and_signups_before_reading_them() {
+    // A body that never comes would hold a normal request for 60 s.
+    let app = spawn_with(|s| {
+        s.password.pool_threads = 1;
+        s.password.pool_queue = 1;
+        s.http.body_read_timeout_secs = 60;
+    })
+    .await;
+    app.create_user("shed@example.com").await;
+    let pool = app.state.passwords.pool();
+    let held = [pool.reserve().unwrap(), pool.reserve().unwrap()];
+
+    for path in ["/v1/auth/login", "/v1/auth/signup"] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: authd\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+        );
+        let answer = answer_to_head(app.addr, &head).await.to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 503"), "{answer}");
+        assert!(answer.contains("\r\nretry-after: "), "{answer}");
+        assert!(
+            answer.contains("x-content-type-options: nosniff"),
+            "{answer}"
+        );
+        assert!(answer.contains(r#""error":"overloaded""#), "{answer}");
+    }
+    let metrics = metrics_text(app.admin_addr).await;
+    assert!(
+        metrics.contains(r#"authd_argon2_rejected_total{reason="shed"} 2"#),
+        "{metrics}"
+    );
+
+    // With room again, the same login goes through.
+    drop(held);
+    let login = app.login("shed@example.com", PASSWORD, "native").await;
+    assert_eq!(login.status(), StatusCode::OK);
+}

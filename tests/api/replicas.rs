@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 struct Replica {
     _child: Child,
     url: String,
-    metrics: String,
+    admin_addr: std::net::SocketAddr,
 }
 
 async fn another_process(app: &TestApp) -> Replica {
@@ -34,7 +34,7 @@ async fn another_process(app: &TestApp) -> Replica {
     let replica = Replica {
         _child: child,
         url: format!("http://127.0.0.1:{port}"),
-        metrics: format!("http://127.0.0.1:{admin_port}/metrics"),
+        admin_addr: ([127, 0, 0, 1], admin_port).into(),
     };
     for _ in 0..300 {
         let ready = app
@@ -62,17 +62,10 @@ impl Replica {
     }
 
     /// `authd_session_checks_total{source="cache"}`.
-    async fn cache_hits(&self, app: &TestApp) -> u64 {
-        let text = app
-            .client
-            .get(&self.metrics)
-            .send()
+    async fn cache_hits(&self) -> u64 {
+        metrics_text(self.admin_addr)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
+            .lines()
             .find(|l| l.starts_with(r#"authd_session_checks_total{source="cache"}"#))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
@@ -81,10 +74,10 @@ impl Replica {
 
     /// Calls /v1/me until the answer comes from the replica's cache.
     async fn until_cached(&self, app: &TestApp, access: &str) {
-        let before = self.cache_hits(app).await;
+        let before = self.cache_hits().await;
         for _ in 0..100 {
             assert_eq!(self.me(app, access).await, StatusCode::OK);
-            if self.cache_hits(app).await > before {
+            if self.cache_hits().await > before {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
