@@ -57,11 +57,18 @@ impl<B> OnResponse<B> for LogResponse {
 }
 
 pub fn http_trace_layer()
--> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, (), LogResponse> {
+-> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, (), LogResponse, (), (), ()>
+{
     TraceLayer::new_for_http()
         .make_span_with(RequestSpan)
         .on_request(())
         .on_response(LogResponse)
+        // Faults are logged once, with their cause, where errors become
+        // responses; an ERROR line per 503 would also log every refusal
+        // of an overload.
+        .on_failure(())
+        .on_body_chunk(())
+        .on_eos(())
 }
 
 /// Drops a client-supplied `x-request-id` that is too long or holds anything
