@@ -174,6 +174,8 @@ pub struct IdempotencySettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeySettings {
+    /// The algorithm of keys created from now on.
+    pub algorithm: crate::domain::key_material::SigningAlgorithm,
     pub rsa_bits: u32,
     pub activation_delay_secs: i64,
     pub reload_secs: u64,

@@ -162,7 +162,7 @@ pub async fn build_state(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<AppState> {
     let sealing = master.derive(keys::SEALING_LABEL)?;
-    keys::ensure_initial_key(&pool, &sealing, settings.keys.rsa_bits, clock.now()).await?;
+    keys::ensure_initial_key(&pool, &sealing, &settings.keys, clock.now()).await?;
     check_default_roles(&pool, &settings.auth.default_roles).await?;
     crate::domain::accounts::backfill_email_skeletons(&pool).await?;
     let key_store = KeyStore::load(&pool, sealing, clock.now()).await?;

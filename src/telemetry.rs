@@ -57,8 +57,7 @@ impl<B> OnResponse<B> for LogResponse {
 }
 
 pub fn http_trace_layer()
--> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, (), LogResponse, (), (), ()>
-{
+-> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, (), LogResponse, (), (), ()> {
     TraceLayer::new_for_http()
         .make_span_with(RequestSpan)
         .on_request(())

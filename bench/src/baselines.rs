@@ -7,7 +7,7 @@ use authd::domain::refresh_tokens::PlainToken;
 use authd::domain::sessions;
 use authd::state::AppState;
 use authd::storage::sessions::{self as store, NewSession};
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::Validation;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,9 +20,11 @@ pub struct Baselines {
     pub cores: usize,
     /// Argon2id verifications per second on all cores, configured parameters.
     pub argon2_verify_per_sec: f64,
-    /// RS256 signatures / verifications per second on all cores.
-    pub rs256_sign_per_sec: f64,
-    pub rs256_verify_per_sec: f64,
+    /// The active signing key's algorithm (`keys.algorithm`: RS256 or ES256).
+    pub signing_alg: String,
+    /// Signatures / verifications per second on all cores, with that key.
+    pub jwt_sign_per_sec: f64,
+    pub jwt_verify_per_sec: f64,
     /// Refresh transactions (the same SQL as a refresh, through sqlx, no
     /// HTTP) per second, at the concurrency that serves them best of 1..16.
     pub refresh_tx_per_sec: f64,
@@ -109,28 +111,27 @@ pub fn argon2_verify(
 
 /// Signs (as the service does: the key parsed once) and verifies with the
 /// service's own active key.
-pub fn rs256(state: &AppState, duration: Duration) -> anyhow::Result<(f64, f64)> {
+pub fn jwt(state: &AppState, duration: Duration) -> anyhow::Result<(f64, f64)> {
     let set = state.keys.current();
     let kid = set.active.kid.clone();
     let claims = serde_json::json!({
         "iss": "bench", "sub": Uuid::new_v4(), "aud": "bench", "exp": 4_000_000_000_i64, "iat": 1,
         "jti": Uuid::new_v4(), "sid": Uuid::new_v4(), "roles": ["user"], "amr": ["pwd"], "auth_time": 1,
     });
-    let header = Header::new(Algorithm::RS256);
-    let token = set.active.sign(&header, &claims)?;
+    let token = set.active.sign("at+jwt", &claims)?;
     let decoding = set
         .verifying
         .get(&kid)
-        .cloned()
+        .map(|k| k.key.clone())
         .ok_or_else(|| anyhow::anyhow!("no key"))?;
     let sign = {
         let set = Arc::clone(&set);
         let claims = claims.clone();
         on_all_cores(duration, move || {
-            let _ = set.active.sign(&Header::new(Algorithm::RS256), &claims);
+            let _ = set.active.sign("at+jwt", &claims);
         })
     };
-    let mut validation = Validation::new(Algorithm::RS256);
+    let mut validation = Validation::new(set.active.algorithm().jwt());
     validation.set_audience(&["bench"]);
     let verify = on_all_cores(duration, move || {
         let _ = jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation);

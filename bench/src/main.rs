@@ -181,17 +181,26 @@ async fn main() -> anyhow::Result<()> {
     };
     let (sign, verify) = {
         let (state, d) = (system.state.clone(), args.duration);
-        tokio::task::spawn_blocking(move || baselines::rs256(&state, d)).await??
+        tokio::task::spawn_blocking(move || baselines::jwt(&state, d)).await??
     };
     let refresh_tx = baselines::refresh_transaction(&system.state, user_id, args.duration).await?;
     let base = baselines::Baselines {
         cores: baselines::cores(),
         argon2_verify_per_sec: argon,
-        rs256_sign_per_sec: sign,
-        rs256_verify_per_sec: verify,
+        signing_alg: system
+            .state
+            .keys
+            .current()
+            .active
+            .algorithm()
+            .name()
+            .to_owned(),
+        jwt_sign_per_sec: sign,
+        jwt_verify_per_sec: verify,
         refresh_tx_per_sec: refresh_tx,
     };
-    let refresh_bound = base.rs256_sign_per_sec.min(base.refresh_tx_per_sec);
+    let refresh_bound = base.jwt_sign_per_sec.min(base.refresh_tx_per_sec);
+    let refresh_baseline = format!("min({} sign/s, refresh tx/s)", base.signing_alg);
     let floor_url = floor::serve().await?;
 
     let mut results = Vec::new();
@@ -209,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
         results.push(result(
             "refresh",
             &scenarios::refresh(&target, level, d).await,
-            Some(("min(RS256 sign/s, refresh tx/s)", refresh_bound)),
+            Some((refresh_baseline.as_str(), refresh_bound)),
         ));
         results.push(result(
             "me",

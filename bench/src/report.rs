@@ -105,10 +105,13 @@ pub fn markdown(report: &Report) -> String {
             "| Argon2id verify, all {} cores | {:.1} |",
             b.cores, b.argon2_verify_per_sec
         ),
-        format!("| RS256 sign, all cores | {:.0} |", b.rs256_sign_per_sec),
         format!(
-            "| RS256 verify, all cores | {:.0} |",
-            b.rs256_verify_per_sec
+            "| {} sign (the service's key), all cores | {:.0} |",
+            b.signing_alg, b.jwt_sign_per_sec
+        ),
+        format!(
+            "| {} verify, all cores | {:.0} |",
+            b.signing_alg, b.jwt_verify_per_sec
         ),
         format!(
             "| refresh transaction (sqlx, no HTTP) | {:.0} |",

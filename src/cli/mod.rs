@@ -48,7 +48,7 @@ enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
-    /// Manage the RS256 signing keys published in the JWKS.
+    /// Manage the signing keys (RS256 or ES256) published in the JWKS.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -214,13 +214,14 @@ async fn keys_command(
             let kid =
                 keys::rotate(&pool, &sealing, (&audit, &Context::cli()), rotation, now).await?;
             println!(
-                "new signing key {kid}: published now, signing from {}",
+                "new {} signing key {kid}: published now, signing from {}",
+                rotation.algorithm.name(),
                 now + rotation.activation_delay
             );
         }
         KeysCommand::List => {
             let pool = db::connect(&settings.database).await?;
-            let rows: Vec<[String; 5]> = keys::list(&pool, now)
+            let rows: Vec<[String; 6]> = keys::list(&pool, now)
                 .await?
                 .into_iter()
                 .map(|k| {
@@ -229,6 +230,7 @@ async fn keys_command(
                         .map_or_else(|| "-".to_owned(), |t| t.to_string());
                     [
                         k.kid,
+                        k.algorithm,
                         k.status.to_owned(),
                         k.created_at.to_string(),
                         k.activate_after.to_string(),
@@ -239,6 +241,7 @@ async fn keys_command(
             print_table(
                 &[
                     "kid",
+                    "alg",
                     "status",
                     "created_at",
                     "activate_after",

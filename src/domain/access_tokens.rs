@@ -1,10 +1,10 @@
-//! Access tokens per RFC 9068: RS256 JWTs with `typ: at+jwt`, no PII, for
+//! Access tokens per RFC 9068: RS256 (or ES256) JWTs with `typ: at+jwt`, no PII, for
 //! one client (`client_id`, its `aud`, lifetime and `scope`).
-//! Verification accepts only RS256 with a known `kid` and our issuer, and
+//! Verification accepts only a known `kid`, with that key's algorithm, and our issuer, and
 //! checks expiry against the injected clock. Any of our clients is
 //! accepted, with that client's audience: authd's own API serves every
 //! client, as Cognito's does.
-use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+use jsonwebtoken::{Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -41,13 +41,6 @@ pub struct AccessClaims {
     pub idp: Option<String>,
 }
 
-#[derive(Serialize)]
-struct JwsHeader<'a> {
-    typ: &'a str,
-    alg: &'a str,
-    kid: &'a str,
-}
-
 /// What identifies the holder of a session when minting its access token.
 pub struct Subject<'a> {
     pub user_id: Uuid,
@@ -81,13 +74,7 @@ pub fn mint(
         scope: subject.client.scope.clone(),
         idp: subject.idp.map(str::to_owned),
     };
-    let set = keys.current();
-    let header = JwsHeader {
-        typ: TOKEN_TYPE,
-        alg: "RS256",
-        kid: &set.active.kid,
-    };
-    Ok(set.active.sign(&header, &claims)?)
+    Ok(keys.current().active.sign(TOKEN_TYPE, &claims)?)
 }
 
 /// A bearer token's claims, when it is one of ours, unexpired, and its
@@ -133,19 +120,23 @@ fn verify(
         return Err(Error::InvalidToken);
     }
     let header = decode_header(token).map_err(|_| Error::InvalidToken)?;
-    if header.alg != Algorithm::RS256 || header.typ.as_deref() != Some(TOKEN_TYPE) {
+    if header.typ.as_deref() != Some(TOKEN_TYPE) {
         return Err(Error::InvalidToken);
     }
     let kid = header.kid.ok_or(Error::InvalidToken)?;
     let key = set.verifying.get(&kid).ok_or(Error::InvalidToken)?;
-    let mut validation = Validation::new(Algorithm::RS256);
+    // The key decides the algorithm, never the token.
+    if header.alg != key.algorithm.jwt() {
+        return Err(Error::InvalidToken);
+    }
+    let mut validation = Validation::new(key.algorithm.jwt());
     validation.set_issuer(&[&settings.issuer]);
     // Required below, but not pinned: every client's audience is ours.
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
     // Expiry is checked below against the service clock, not the system one.
     validation.validate_exp = false;
-    let claims = decode::<AccessClaims>(token, key, &validation)
+    let claims = decode::<AccessClaims>(token, &key.key, &validation)
         .map_err(|_| Error::InvalidToken)?
         .claims;
     let now = now.unix_timestamp();

@@ -1,7 +1,13 @@
-//! RS256 signing keys: generated here, stored sealed under a master-derived
-//! key, cached in memory as ready-to-use keys: the active one parsed once
-//! (parsing and checking an RSA private key costs more than a signature, and
-//! jsonwebtoken's `encode` does it on every call), the others as decoding keys.
+//! Signing keys (RS256, or ES256 with `keys.algorithm`; see `key_material`):
+//! generated here, stored sealed under a master-derived key, cached in
+//! memory as ready-to-use keys: the active one parsed once (parsing and
+//! checking an RSA private key costs more than a signature, and
+//! jsonwebtoken's `encode` does it on every call), every published one as a
+//! decoding key bound to its algorithm.
+//!
+//! A new key has the configured algorithm; rotating from one algorithm to
+//! the other is an ordinary rotation: both keys are in the JWKS, each with
+//! its `alg`, until the old one retires.
 //!
 //! Rotation adds a key that is published at once but signs only after
 //! `keys.activation_delay_secs`, so resource servers that cache the JWKS
@@ -9,10 +15,7 @@
 //! The key it replaces signs until then and keeps verifying until every token
 //! it signed has expired (token lifetime plus a margin for replicas that have
 //! not reloaded yet).
-use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
@@ -24,8 +27,9 @@ use std::sync::{Arc, RwLock};
 use time::{Duration, OffsetDateTime};
 
 use crate::config::{AuthSettings, KeySettings};
-use crate::crypto::{DataKey, random};
+use crate::crypto::DataKey;
 use crate::domain::audit::{AuditLog, Context, Event, Kind};
+use crate::domain::key_material::{self, PublicKey, Signer, SigningAlgorithm};
 use crate::storage::signing_keys::{self, StoredKey};
 
 /// Label of the master-derived key that seals signing keys.
@@ -36,44 +40,68 @@ const RETIRE_MARGIN: Duration = Duration::minutes(5);
 /// The key that signs, parsed once.
 pub struct ActiveKey {
     pub kid: String,
-    pair: RsaKeyPair,
+    signer: Signer,
     rng: SystemRandom,
 }
 
+#[derive(Serialize)]
+struct JwsHeader<'a> {
+    typ: &'a str,
+    alg: &'a str,
+    kid: &'a str,
+}
+
 impl ActiveKey {
-    fn from_pkcs8(kid: &str, pkcs8: &[u8]) -> anyhow::Result<Self> {
-        let pair = RsaKeyPair::from_pkcs8(pkcs8)
-            .map_err(|e| anyhow::anyhow!("signing key {kid} does not parse: {e}"))?;
+    fn from_pkcs8(kid: &str, algorithm: SigningAlgorithm, pkcs8: &[u8]) -> anyhow::Result<Self> {
+        let signer = Signer::from_pkcs8(algorithm, pkcs8)
+            .map_err(|e| anyhow::anyhow!("signing key {kid}: {e}"))?;
         Ok(Self {
             kid: kid.to_owned(),
-            pair,
+            signer,
             rng: SystemRandom::new(),
         })
     }
 
-    /// A compact JWS of `claims` under `header` (whose `alg` must be RS256:
-    /// this key signs nothing else).
-    pub fn sign(&self, header: &impl Serialize, claims: &impl Serialize) -> anyhow::Result<String> {
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.signer.algorithm()
+    }
+
+    /// A compact JWS of `claims` with header `{typ, alg, kid}`.
+    pub fn sign(&self, typ: &str, claims: &impl Serialize) -> anyhow::Result<String> {
+        let header = JwsHeader {
+            typ,
+            alg: self.algorithm().name(),
+            kid: &self.kid,
+        };
+        self.sign_with_header(&header, claims)
+    }
+
+    /// A compact JWS under any header, even one that misstates the key
+    /// (tests forge tokens with it).
+    pub fn sign_with_header(
+        &self,
+        header: &impl Serialize,
+        claims: &impl Serialize,
+    ) -> anyhow::Result<String> {
         let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
         let input = format!("{header}.{payload}");
-        let mut signature = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &self.rng,
-                input.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| anyhow::anyhow!("RS256 signing failed"))?;
+        let signature = self.signer.sign(&self.rng, input.as_bytes())?;
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
+}
+
+/// A published key as verification needs it: its algorithm is part of the
+/// key, so a token's `alg` must match the key its `kid` names.
+pub struct VerifyingKey {
+    pub algorithm: SigningAlgorithm,
+    pub key: DecodingKey,
 }
 
 /// The keys in force, swapped whole on reload.
 pub struct KeySet {
     pub active: ActiveKey,
-    pub verifying: HashMap<String, DecodingKey>,
+    pub verifying: HashMap<String, VerifyingKey>,
     /// The serialised JWKS document.
     pub jwks: Arc<[u8]>,
 }
@@ -116,17 +144,19 @@ async fn load_set(db: &PgPool, sealing: &DataKey, now: OffsetDateTime) -> anyhow
         anyhow::bail!("no active signing key: run `authd keys rotate --immediately`");
     };
     let pkcs8 = sealing.open(active_row.kid.as_bytes(), &active_row.private_key_enc)?;
-    let active = ActiveKey::from_pkcs8(&active_row.kid, &pkcs8)?;
-    let verifying = stored
-        .iter()
-        .map(|k| {
-            (
-                k.kid.clone(),
-                DecodingKey::from_rsa_raw_components(&k.public_n, &k.public_e),
-            )
-        })
-        .collect();
-    let jwks = serde_json::to_vec(&json!({ "keys": stored.iter().map(jwk).collect::<Vec<_>>() }))?;
+    let active = ActiveKey::from_pkcs8(&active_row.kid, algorithm_of(active_row)?, &pkcs8)?;
+    let mut verifying = HashMap::new();
+    let mut jwks = Vec::new();
+    for key in &stored {
+        let public = public_key(key)?;
+        jwks.push(public.jwk(&key.kid));
+        let verifying_key = VerifyingKey {
+            algorithm: public.algorithm(),
+            key: public.decoding_key()?,
+        };
+        verifying.insert(key.kid.clone(), verifying_key);
+    }
+    let jwks = serde_json::to_vec(&json!({ "keys": jwks }))?;
     Ok(KeySet {
         active,
         verifying,
@@ -134,52 +164,47 @@ async fn load_set(db: &PgPool, sealing: &DataKey, now: OffsetDateTime) -> anyhow
     })
 }
 
-fn jwk(key: &StoredKey) -> serde_json::Value {
-    json!({
-        "kty": "RSA",
-        "use": "sig",
-        "alg": "RS256",
-        "kid": key.kid,
-        "n": URL_SAFE_NO_PAD.encode(&key.public_n),
-        "e": URL_SAFE_NO_PAD.encode(&key.public_e),
+fn algorithm_of(key: &StoredKey) -> anyhow::Result<SigningAlgorithm> {
+    SigningAlgorithm::parse(&key.algorithm)
+        .ok_or_else(|| anyhow::anyhow!("signing key {}: unknown algorithm", key.kid))
+}
+
+/// The stored public half, in its algorithm's columns.
+fn public_key(key: &StoredKey) -> anyhow::Result<PublicKey> {
+    let missing = || anyhow::anyhow!("signing key {}: public half missing", key.kid);
+    Ok(match algorithm_of(key)? {
+        SigningAlgorithm::RS256 => PublicKey::Rsa {
+            n: key.public_n.clone().ok_or_else(missing)?,
+            e: key.public_e.clone().ok_or_else(missing)?,
+        },
+        SigningAlgorithm::ES256 => PublicKey::P256 {
+            x: key.public_x.clone().ok_or_else(missing)?,
+            y: key.public_y.clone().ok_or_else(missing)?,
+        },
     })
 }
 
-/// RFC 7638 thumbprint: a kid derived from the public key itself.
-fn thumbprint(n: &[u8], e: &[u8]) -> String {
-    let canonical = format!(
-        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-        URL_SAFE_NO_PAD.encode(e),
-        URL_SAFE_NO_PAD.encode(n)
-    );
-    URL_SAFE_NO_PAD.encode(random::sha256(canonical.as_bytes()))
-}
-
 fn generate(
+    algorithm: SigningAlgorithm,
     bits: u32,
     sealing: &DataKey,
     now: OffsetDateTime,
     activate_after: OffsetDateTime,
 ) -> anyhow::Result<StoredKey> {
-    let size = match bits {
-        3072 => KeySize::Rsa3072,
-        4096 => KeySize::Rsa4096,
-        _ => KeySize::Rsa2048,
+    let (public, pkcs8) = key_material::generate(algorithm, bits)?;
+    let kid = public.thumbprint();
+    let private_key_enc = sealing.seal(kid.as_bytes(), &pkcs8)?;
+    let (public_n, public_e, public_x, public_y) = match public {
+        PublicKey::Rsa { n, e } => (Some(n), Some(e), None, None),
+        PublicKey::P256 { x, y } => (None, None, Some(x), Some(y)),
     };
-    let pair =
-        RsaKeyPair::generate(size).map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
-    let public = pair.public_key();
-    let n = public.modulus().big_endian_without_leading_zero().to_vec();
-    let e = public.exponent().big_endian_without_leading_zero().to_vec();
-    let pkcs8 = pair
-        .as_der()
-        .map_err(|_| anyhow::anyhow!("RSA key export failed"))?;
-    let kid = thumbprint(&n, &e);
-    let private_key_enc = sealing.seal(kid.as_bytes(), pkcs8.as_ref())?;
     Ok(StoredKey {
         kid,
-        public_n: n,
-        public_e: e,
+        algorithm: algorithm.name().to_owned(),
+        public_n,
+        public_e,
+        public_x,
+        public_y,
         private_key_enc,
         created_at: now,
         activate_after,
@@ -190,6 +215,7 @@ fn generate(
 /// How a rotation schedules the new key.
 #[derive(Debug, Clone, Copy)]
 pub struct Rotation {
+    pub algorithm: SigningAlgorithm,
     pub bits: u32,
     pub token_ttl: Duration,
     /// Time between publication and first use.
@@ -201,6 +227,7 @@ impl Rotation {
     /// activation delay (key compromise).
     pub fn from_settings(keys: &KeySettings, auth: &AuthSettings, immediately: bool) -> Self {
         Self {
+            algorithm: keys.algorithm,
             bits: keys.rsa_bits,
             // The longest-lived token any client can hold.
             token_ttl: Duration::seconds(
@@ -227,10 +254,11 @@ pub async fn rotate(
 ) -> anyhow::Result<String> {
     let activate_after = now + rotation.activation_delay;
     let sealing = sealing.clone();
-    let bits = rotation.bits;
-    let mut key =
-        tokio::task::spawn_blocking(move || generate(bits, &sealing, now, activate_after))
-            .await??;
+    let (algorithm, bits) = (rotation.algorithm, rotation.bits);
+    let mut key = tokio::task::spawn_blocking(move || {
+        generate(algorithm, bits, &sealing, now, activate_after)
+    })
+    .await??;
     let mut tx = db.begin().await?;
     signing_keys::lock(&mut *tx).await?;
     // With no key at all there is nothing to wait for.
@@ -243,7 +271,11 @@ pub async fn rotate(
     )
     .await?;
     signing_keys::insert(&mut *tx, &key).await?;
-    let details = json!({ "kid": key.kid, "activate_after": key.activate_after.unix_timestamp() });
+    let details = json!({
+        "kid": key.kid,
+        "alg": key.algorithm,
+        "activate_after": key.activate_after.unix_timestamp(),
+    });
     let event = Event {
         kind: Kind::SigningKeyRotated,
         actor: None,
@@ -260,14 +292,16 @@ pub async fn rotate(
 pub async fn ensure_initial_key(
     db: &PgPool,
     sealing: &DataKey,
-    bits: u32,
+    settings: &KeySettings,
     now: OffsetDateTime,
 ) -> anyhow::Result<()> {
     if signing_keys::exists(db).await? {
         return Ok(());
     }
     let sealing = sealing.clone();
-    let key = tokio::task::spawn_blocking(move || generate(bits, &sealing, now, now)).await??;
+    let (algorithm, bits) = (settings.algorithm, settings.rsa_bits);
+    let key = tokio::task::spawn_blocking(move || generate(algorithm, bits, &sealing, now, now))
+        .await??;
     let mut tx = db.begin().await?;
     signing_keys::lock(&mut *tx).await?;
     // Another replica may have created one while this one was generating.
@@ -281,6 +315,7 @@ pub async fn ensure_initial_key(
 /// One row of `authd keys list`.
 pub struct KeyInfo {
     pub kid: String,
+    pub algorithm: String,
     pub created_at: OffsetDateTime,
     pub status: &'static str,
     pub activate_after: OffsetDateTime,
@@ -309,6 +344,7 @@ pub async fn list(db: &PgPool, now: OffsetDateTime) -> anyhow::Result<Vec<KeyInf
                 "retired"
             },
             kid: k.kid,
+            algorithm: k.algorithm,
             created_at: k.created_at,
             activate_after: k.activate_after,
             retire_after: k.retire_after,

@@ -10,6 +10,7 @@ pub mod data_keys;
 pub mod email;
 pub mod federation;
 pub mod hashing_pool;
+pub mod key_material;
 pub mod keys;
 pub mod lifecycle;
 pub mod mail;

@@ -1,20 +1,24 @@
-//! RSA signing keys (private halves sealed by the caller before they get here).
+//! Signing keys, RS256 or ES256 (private halves sealed by the caller before
+//! they get here; the public half in the columns of its algorithm).
 use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 
 #[derive(Debug, FromRow)]
 pub struct StoredKey {
     pub kid: String,
-    pub public_n: Vec<u8>,
-    pub public_e: Vec<u8>,
+    pub algorithm: String,
+    pub public_n: Option<Vec<u8>>,
+    pub public_e: Option<Vec<u8>>,
+    pub public_x: Option<Vec<u8>>,
+    pub public_y: Option<Vec<u8>>,
     pub private_key_enc: Vec<u8>,
     pub created_at: OffsetDateTime,
     pub activate_after: OffsetDateTime,
     pub retire_after: Option<OffsetDateTime>,
 }
 
-const COLUMNS: &str =
-    "kid, public_n, public_e, private_key_enc, created_at, activate_after, retire_after";
+const COLUMNS: &str = "kid, algorithm, public_n, public_e, public_x, public_y, private_key_enc, \
+     created_at, activate_after, retire_after";
 
 /// Keys still valid for verification at `now`, newest activation first.
 pub async fn published(
@@ -66,11 +70,14 @@ pub async fn retire_newest(
 
 pub async fn insert(db: impl PgExecutor<'_>, key: &StoredKey) -> sqlx::Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))
     .bind(&key.kid)
+    .bind(&key.algorithm)
     .bind(&key.public_n)
     .bind(&key.public_e)
+    .bind(&key.public_x)
+    .bind(&key.public_y)
     .bind(&key.private_key_enc)
     .bind(key.created_at)
     .bind(key.activate_after)

@@ -474,15 +474,7 @@ async fn federated_accounts_have_no_password_to_log_in_reset_or_change() {
 #[tokio::test]
 async fn the_provider_list_names_each_sign_in_button() {
     let (app, _idp) = setup(|_| {}).await;
-    let body: Value = app
-        .client
-        .get(app.url("/v1/auth/federation"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = app.get_json("/v1/auth/federation").await;
     assert_eq!(
         body,
         json!({ "providers": [{

@@ -333,6 +333,12 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The JSON body of an anonymous GET of `path`.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
     }
@@ -448,7 +454,6 @@ pub async fn drop_database(pool: PgPool, name: &str) {
         .unwrap();
 }
 
-/// A fresh directory under the system temp dir.
 /// The Prometheus text served at `admin_addr`'s `/metrics`.
 pub async fn metrics_text(admin_addr: SocketAddr) -> String {
     // reqwest's client needs the process's TLS provider even for http.
@@ -470,6 +475,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A fresh directory under the system temp dir.
 pub fn tempdir() -> String {
     let dir = std::env::temp_dir().join(format!("authd-test-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();

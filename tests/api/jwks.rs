@@ -1,7 +1,10 @@
 //! Discovery, JWKS, and key rotation as a resource server sees them.
 use crate::helpers::*;
 use authd::clock::Clock;
-use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use authd::domain::key_material::SigningAlgorithm;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents, UnparsedPublicKey,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
@@ -29,8 +32,9 @@ fn kids(jwks: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Verifies an RS256 JWT with nothing but the JWKS and aws-lc-rs: an
-/// implementation independent of the one authd signs with.
+/// Verifies an RS256 or ES256 JWT with nothing but the JWKS and aws-lc-rs's
+/// primitives: an implementation independent of the one authd verifies
+/// with. The JWK must be the one its header's `alg` calls for.
 fn verify_independently(jwks: &Value, token: &str) -> bool {
     let (header, _) = jwt_parts(token);
     let Some(key) = jwks["keys"]
@@ -41,28 +45,38 @@ fn verify_independently(jwks: &Value, token: &str) -> bool {
     else {
         return false;
     };
-    assert_eq!(
-        (
-            key["kty"].as_str(),
-            key["alg"].as_str(),
-            key["use"].as_str()
-        ),
-        (Some("RSA"), Some("RS256"), Some("sig"))
-    );
+    assert_eq!(key["use"], "sig");
+    assert_eq!(key["alg"], header["alg"]);
     let decode = |field: &str| {
         URL_SAFE_NO_PAD
             .decode(key[field].as_str().unwrap())
             .unwrap()
     };
-    let public = RsaPublicKeyComponents {
-        n: decode("n"),
-        e: decode("e"),
-    };
     let (signed, signature) = token.rsplit_once('.').unwrap();
     let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
-    public
-        .verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature)
-        .is_ok()
+    match header["alg"].as_str() {
+        Some("RS256") => {
+            assert_eq!(key["kty"], "RSA");
+            let public = RsaPublicKeyComponents {
+                n: decode("n"),
+                e: decode("e"),
+            };
+            public
+                .verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature)
+                .is_ok()
+        }
+        Some("ES256") => {
+            assert_eq!(
+                (key["kty"].as_str(), key["crv"].as_str()),
+                (Some("EC"), Some("P-256"))
+            );
+            let point = [vec![4u8], decode("x"), decode("y")].concat();
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                .verify(signed.as_bytes(), &signature)
+                .is_ok()
+        }
+        other => panic!("unexpected alg {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -227,4 +241,95 @@ async fn private_keys_are_stored_encrypted() {
     assert_eq!(sealed[0], 1);
     let rsa_oid = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
     assert!(!sealed.windows(rsa_oid.len()).any(|w| w == rsa_oid));
+}
+
+/// A scheduled rotation to `algorithm` (the settings' delay).
+async fn rotate_to(app: &TestApp, algorithm: SigningAlgorithm) -> String {
+    let settings = &app.state.settings;
+    let mut rotation =
+        authd::domain::keys::Rotation::from_settings(&settings.keys, &settings.auth, false);
+    rotation.algorithm = algorithm;
+    let ctx = authd::domain::audit::Context::cli();
+    let kid = authd::domain::keys::rotate(
+        &app.db,
+        app.state.keys.sealing_key(),
+        (&app.state.audit, &ctx),
+        rotation,
+        app.clock.now(),
+    )
+    .await
+    .unwrap();
+    app.reload_keys().await;
+    kid
+}
+
+async fn discovery_algorithms(app: &TestApp) -> Value {
+    let discovery = app.get_json("/.well-known/openid-configuration").await;
+    discovery["id_token_signing_alg_values_supported"].clone()
+}
+
+#[tokio::test]
+async fn a_service_configured_for_es256_signs_es256_from_its_first_key() {
+    let app = spawn_with(|s| s.keys.algorithm = SigningAlgorithm::ES256).await;
+    app.create_user("ec@example.com").await;
+    let (access, refresh) = app.login_native("ec@example.com").await;
+    let (header, _) = jwt_parts(&access);
+    assert_eq!(header["alg"], "ES256");
+    let keys = jwks(&app).await;
+    assert_eq!(keys["keys"][0]["kty"], "EC");
+    assert!(verify_independently(&keys, &access));
+    assert_eq!(app.me(&access).await.status(), StatusCode::OK);
+    let refreshed: Value = app.refresh_body(&refresh).await.json().await.unwrap();
+    let next = str_field(&refreshed, "access_token");
+    assert!(verify_independently(&keys, &next));
+    assert_eq!(
+        discovery_algorithms(&app).await,
+        serde_json::json!(["ES256"])
+    );
+}
+
+#[tokio::test]
+async fn rotating_from_rs256_to_es256_publishes_both_and_honours_both() {
+    let app = spawn_app().await;
+    app.create_user("switch@example.com").await;
+    let new_kid = rotate_to(&app, SigningAlgorithm::ES256).await;
+
+    // Both published, each with its own alg, during the switch.
+    let keys = jwks(&app).await;
+    let mut algs: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap())
+        .collect();
+    algs.sort_unstable();
+    assert_eq!(algs, ["ES256", "RS256"]);
+    assert_eq!(
+        discovery_algorithms(&app).await,
+        serde_json::json!(["ES256", "RS256"])
+    );
+
+    // An RS256 token from just before the ES256 key takes over, and an
+    // ES256 one from just after: both accepted.
+    app.clock.advance(Duration::seconds(10800 - 60));
+    let (rs256_token, _) = app.login_native("switch@example.com").await;
+    assert_eq!(jwt_parts(&rs256_token).0["alg"], "RS256");
+    app.clock.advance(Duration::seconds(120));
+    app.reload_keys().await;
+    let (es256_token, _) = app.login_native("switch@example.com").await;
+    assert_eq!(jwt_parts(&es256_token).0["alg"], "ES256");
+    assert_eq!(kid_of(&es256_token), new_kid);
+    let keys = jwks(&app).await;
+    assert!(verify_independently(&keys, &es256_token));
+    assert!(verify_independently(&keys, &rs256_token));
+    assert_eq!(app.me(&rs256_token).await.status(), StatusCode::OK);
+    assert_eq!(app.me(&es256_token).await.status(), StatusCode::OK);
+
+    // The key decides the algorithm: the ES256 key's signature under a
+    // header that claims RS256 (or the reverse) is refused.
+    let (_, claims) = jwt_parts(&es256_token);
+    let set = app.state.keys.current();
+    let header = serde_json::json!({ "typ": "at+jwt", "alg": "RS256", "kid": new_kid });
+    let forged = set.active.sign_with_header(&header, &claims).unwrap();
+    assert_eq!(app.me(&forged).await.status(), StatusCode::UNAUTHORIZED);
 }

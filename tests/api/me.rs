@@ -49,7 +49,7 @@ fn sign_with_app_key(app: &TestApp, claims: &Value, tweak: impl FnOnce(&mut Head
     header.typ = Some("at+jwt".into());
     header.kid = Some(set.active.kid.clone());
     tweak(&mut header);
-    set.active.sign(&header, claims).unwrap()
+    set.active.sign_with_header(&header, claims).unwrap()
 }
 
 async fn assert_invalid_token(app: &TestApp, authorization: Option<String>, case: &str) {

@@ -27,12 +27,22 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 
 pub async fn openid_configuration(State(state): State<AppState>) -> Response {
     let issuer = state.settings.auth.issuer.trim_end_matches('/');
+    // The algorithms of the published keys (both during a switch).
+    let mut algorithms: Vec<&str> = state
+        .keys
+        .current()
+        .verifying
+        .values()
+        .map(|key| key.algorithm.name())
+        .collect();
+    algorithms.sort_unstable();
+    algorithms.dedup();
     let body = json!({
         "issuer": state.settings.auth.issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": algorithms,
         "scopes_supported": ["openid"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "roles", "amr", "auth_time", "client_id", "scope", "idp"],
     });
