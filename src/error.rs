@@ -83,7 +83,18 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(sqlx::Error),
     #[error("internal error: {0}")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// Code that returns `anyhow` (key handling, sealing) may carry a database
+/// error up: it keeps its class, so an outage met there is still a 503.
+impl From<anyhow::Error> for Error {
+    fn from(error: anyhow::Error) -> Self {
+        match error.downcast::<sqlx::Error>() {
+            Ok(database) => database.into(),
+            Err(other) => Error::Internal(other),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -332,5 +343,25 @@ impl Error {
             self,
             Error::Database(_) | Error::Internal(_) | Error::Unavailable(_)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_outage_carried_by_anyhow_is_still_unavailable() {
+        let carried = anyhow::Error::from(sqlx::Error::PoolTimedOut).context("opening a key");
+        assert_eq!(Error::from(carried).code(), "unavailable");
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut");
+        assert_eq!(
+            Error::from(anyhow::Error::from(sqlx::Error::Io(io))).code(),
+            "unavailable"
+        );
+        assert_eq!(
+            Error::from(anyhow::anyhow!("a sealing key does not open")).code(),
+            "internal_error"
+        );
     }
 }
