@@ -75,6 +75,13 @@ fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T
     if !is_json {
         return Err(Error::UnsupportedMediaType);
     }
+    // serde reads a struct from an array too (its fields by position), so
+    // `[null]` would pass for an empty object: every body here is an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Error::InvalidRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => Error::InvalidRequest(describe_data_error(&e)),
         _ => Error::MalformedJson,

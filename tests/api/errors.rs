@@ -81,6 +81,15 @@ async fn wrong_shapes_get_invalid_request_without_echoing_values() {
         assert_eq!(parsed["error"], "invalid_request", "{body}");
         assert!(!text.contains("secret-value-123"), "{text}");
     }
+    // An array is not an object, even where every field is optional.
+    for path in ["/v1/auth/logout", "/v1/auth/refresh"] {
+        let response = app.post_json(path, &json!([null])).await;
+        assert_eq!(
+            error_code(response).await,
+            (StatusCode::BAD_REQUEST, "invalid_request".into()),
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
