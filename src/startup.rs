@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::config::{FederationSettings, Settings};
+use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::domain::audit::AuditLog;
 use crate::domain::data_keys;
@@ -163,7 +163,7 @@ pub async fn build_state(
 ) -> anyhow::Result<AppState> {
     let sealing = master.derive(keys::SEALING_LABEL)?;
     keys::ensure_initial_key(&pool, &sealing, &settings.keys, clock.now()).await?;
-    check_default_roles(&pool, &settings.auth.default_roles).await?;
+    check_roles(&pool, &settings).await?;
     crate::domain::accounts::backfill_email_skeletons(&pool).await?;
     let key_store = KeyStore::load(&pool, sealing, clock.now()).await?;
     let password_settings = settings.password.clone();
@@ -176,7 +176,6 @@ pub async fn build_state(
     let mfa = MfaKeys::load_or_create(&pool, master, clock.now()).await?;
     let outbox_key =
         data_keys::load_or_create(&pool, master, mail::OUTBOX_KEY_PURPOSE, clock.now()).await?;
-    check_group_roles(&pool, &settings.federation).await?;
     let federation = Federation::new(
         &settings.federation,
         master.derive(crate::crypto::master_key::labels::FEDERATION_STATE)?,
@@ -203,11 +202,22 @@ pub async fn build_state(
     })))
 }
 
-/// A `group_roles` entry naming no role would fail every federated
-/// sign-in of that group; refuse to start instead.
-async fn check_group_roles(pool: &PgPool, federation: &FederationSettings) -> anyhow::Result<()> {
+/// Every role the settings name must exist: an unknown default role would
+/// fail every signup, an unknown `group_roles` role every federated sign-in
+/// of that group; refuse to start instead.
+async fn check_roles(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     let known = crate::storage::users::known_roles(pool).await?;
-    for (id, provider) in &federation.providers {
+    if let Some(unknown) = settings
+        .auth
+        .default_roles
+        .iter()
+        .find(|r| !known.contains(r))
+    {
+        anyhow::bail!(
+            "auth.default_roles names {unknown:?}, which is not a role (known: {known:?})"
+        );
+    }
+    for (id, provider) in &settings.federation.providers {
         if let Some((group, role)) = provider
             .group_roles
             .iter()
@@ -217,17 +227,6 @@ async fn check_group_roles(pool: &PgPool, federation: &FederationSettings) -> an
                 "federation.providers.{id}.group_roles maps {group:?} to {role:?}, which is not a role (known: {known:?})"
             );
         }
-    }
-    Ok(())
-}
-
-/// A missing role would make every signup fail; refuse to start instead.
-async fn check_default_roles(pool: &PgPool, roles: &[String]) -> anyhow::Result<()> {
-    let known = crate::storage::users::known_roles(pool).await?;
-    if let Some(unknown) = roles.iter().find(|r| !known.contains(r)) {
-        anyhow::bail!(
-            "auth.default_roles names {unknown:?}, which is not a role (known: {known:?})"
-        );
     }
     Ok(())
 }
@@ -253,6 +252,10 @@ async fn maintain(state: AppState, rate_limiters: RateLimiters) {
         }
         if let Err(e) = crate::storage::mfa::purge_challenges(&state.db, now).await {
             tracing::warn!(error = %e, "MFA challenge purge failed");
+        }
+        let oldest_state = now - crate::domain::federation::sign_in::STATE_TTL;
+        if let Err(e) = crate::storage::federation::purge_states(&state.db, oldest_state).await {
+            tracing::warn!(error = %e, "federation state purge failed");
         }
         if let Err(e) = crate::storage::account_tokens::purge(&state.db, now).await {
             tracing::warn!(error = %e, "account token purge failed");

@@ -38,16 +38,12 @@ pub fn refresh_cookie(token: &str, max_age_secs: i64) -> Cookie<'static> {
 
 pub const FEDERATION_COOKIE: &str = "__Secure-authd_federation";
 
-fn federation_path(provider: &str) -> String {
-    format!("/v1/auth/federation/{provider}/callback")
-}
-
 pub fn federation_cookie(provider: &str, state: &str, max_age_secs: i64) -> Cookie<'static> {
     Cookie::build((FEDERATION_COOKIE, state.to_owned()))
         .http_only(true)
         .secure(true)
         .same_site(SameSite::Lax)
-        .path(federation_path(provider))
+        .path(crate::domain::federation::callback_path(provider))
         .max_age(time::Duration::seconds(max_age_secs))
         .build()
 }

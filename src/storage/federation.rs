@@ -11,16 +11,10 @@ pub struct NewState<'a> {
     pub now: OffsetDateTime,
 }
 
-/// Stores a started sign-in, and drops those older than `oldest` (so the
-/// table holds at most the last few minutes of starts).
-pub async fn insert_state(
-    db: impl PgExecutor<'_>,
-    state: &NewState<'_>,
-    oldest: OffsetDateTime,
-) -> sqlx::Result<()> {
+/// Stores a started sign-in.
+pub async fn insert_state(db: impl PgExecutor<'_>, state: &NewState<'_>) -> sqlx::Result<()> {
     sqlx::query(
-        "WITH expired AS (DELETE FROM federation_states WHERE created_at < $6)
-         INSERT INTO federation_states (state_hash, provider, return_to, client_id, created_at)
+        "INSERT INTO federation_states (state_hash, provider, return_to, client_id, created_at)
          VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(state.state_hash.as_slice())
@@ -28,9 +22,18 @@ pub async fn insert_state(
     .bind(state.return_to)
     .bind(state.client_id)
     .bind(state.now)
-    .bind(oldest)
     .execute(db)
     .await?;
+    Ok(())
+}
+
+/// Drops started sign-ins older than `oldest` (expired: a callback refuses
+/// them anyway), so the table holds only the last few minutes of starts.
+pub async fn purge_states(db: impl PgExecutor<'_>, oldest: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM federation_states WHERE created_at < $1")
+        .bind(oldest)
+        .execute(db)
+        .await?;
     Ok(())
 }
 

@@ -116,7 +116,8 @@ type Client = CoreClient<
     openidconnect::EndpointMaybeSet,
 >;
 
-fn client_for(
+/// The provider's client as authd is registered with it.
+pub(super) fn client_for(
     provider: &Provider,
     metadata: &CoreProviderMetadata,
     redirect: &str,

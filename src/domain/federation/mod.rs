@@ -10,6 +10,21 @@ pub mod provider;
 pub mod return_to;
 pub mod sign_in;
 
+/// Where a provider's routes live: `{PATHS}/{id}/start` and
+/// `{PATHS}/{id}/callback` (the router's templates spell the same paths).
+const PATHS: &str = "/v1/auth/federation";
+
+/// The path that starts a sign-in with `provider_id`.
+pub fn start_path(provider_id: &str) -> String {
+    format!("{PATHS}/{provider_id}/start")
+}
+
+/// The path the provider sends the browser back to (the state cookie's
+/// `Path`, and the redirect URI under `auth.issuer`).
+pub fn callback_path(provider_id: &str) -> String {
+    format!("{PATHS}/{provider_id}/callback")
+}
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -9,10 +9,8 @@
 //! no session.
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
-use openidconnect::{
-    ClientId, CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-};
+use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, Scope};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use time::Duration;
@@ -52,14 +50,8 @@ pub async fn start(
     let metadata = provider.metadata(federation.http()).await?;
     let state = URL_SAFE_NO_PAD.encode(random::bytes::<32>()?);
     let (nonce, verifier) = derived(federation, &state);
-    let redirect = RedirectUrl::new(redirect_uri(services, provider_id))
-        .map_err(|e| Error::Internal(anyhow::anyhow!("redirect URI: {e}")))?;
-    let oidc = CoreClient::from_provider_metadata(
-        metadata.as_ref().clone(),
-        ClientId::new(provider.settings.client_id.clone()),
-        None,
-    )
-    .set_redirect_uri(redirect);
+    let oidc =
+        super::id_token::client_for(provider, &metadata, &redirect_uri(services, provider_id))?;
     let state_for_url = state.clone();
     let (url, _, _) = oidc
         .authorize_url(
@@ -85,7 +77,7 @@ pub async fn start(
         client_id: client.stored_id(),
         now,
     };
-    store::insert_state(&services.db, &row, now - STATE_TTL).await?;
+    store::insert_state(&services.db, &row).await?;
     Ok(Started {
         authorization_url: url.to_string(),
         state: SecretString::from(state),
@@ -235,11 +227,11 @@ fn amr(provider: &Provider, identity: &Identity) -> Vec<String> {
     amr
 }
 
-/// `{auth.issuer}/v1/auth/federation/{id}/callback`: what the provider's
-/// client registration must list.
+/// `auth.issuer` + `callback_path`: what the provider's client
+/// registration must list.
 pub fn redirect_uri(services: &Services, provider_id: &str) -> String {
     let issuer = services.settings.auth.issuer.trim_end_matches('/');
-    format!("{issuer}/v1/auth/federation/{provider_id}/callback")
+    format!("{issuer}{}", super::callback_path(provider_id))
 }
 
 /// The nonce and the PKCE verifier of the sign-in with this state.

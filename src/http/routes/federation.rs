@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::federation::sign_in::{self, Callback, STATE_TTL};
+use crate::domain::federation::start_path;
 use crate::error::{Error, Result};
 use crate::http::cookies;
 use crate::http::error_response::html_page;
@@ -39,7 +40,7 @@ pub async fn providers(State(state): State<AppState>) -> Response {
         .map(|p| ProviderEntry {
             id: &p.id,
             display_name: p.display_name(),
-            start_url: format!("/v1/auth/federation/{}/start", p.id),
+            start_url: start_path(&p.id),
         })
         .collect();
     Json(ProviderList { providers }).into_response()
