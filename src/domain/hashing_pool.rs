@@ -78,11 +78,6 @@ impl HashingPool {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// Runs `work` on the pool and waits for its result without blocking the
-    /// executor.
-    /// Takes a place in the pool (running or queued), or refuses at once.
-    /// Callers reserve before any other work, so an overloaded pool turns
-    /// requests away before they cost database round trips.
     /// Whether a request that would hash should be refused unread: the
     /// pool is full now (counted). A `false` promises nothing: the request
     /// still reserves its place, and may be refused then.
@@ -94,6 +89,9 @@ impl HashingPool {
         full
     }
 
+    /// Takes a place in the pool (running or queued), or refuses at once.
+    /// Callers reserve before any other work, so an overloaded pool turns
+    /// requests away before they cost database round trips.
     pub fn reserve(&self) -> Result<Slot> {
         Arc::clone(&self.slots)
             .try_acquire_owned()

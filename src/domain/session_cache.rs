@@ -7,8 +7,7 @@
 //!   at every commit that revokes a session, disables or deletes an
 //!   account, or changes what a profile shows; each replica listens and
 //!   forgets that account.
-//! - A revocation made through authd (`before_change` … commit …
-//!   `changed`) forgets its account here at once, then waits, briefly and
+//! - A revocation made through authd (committed by `commit`) forgets its account here at once, then waits, briefly and
 //!   boundedly, until every listening replica has acknowledged forgetting
 //!   it (each answers a change with a notification on
 //!   `authd_user_forgotten`; the replicas expected to answer are the
@@ -28,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -57,6 +56,35 @@ struct State {
     /// account id → its open sessions remembered in `live`.
     sessions_of: HashMap<Uuid, Vec<Uuid>>,
     profiles: HashMap<Uuid, (Arc<Profile>, Instant)>,
+}
+
+impl State {
+    fn live(&self, user_id: Uuid, session_id: Uuid) -> bool {
+        self.trusted
+            && self
+                .live
+                .get(&session_id)
+                .is_some_and(|(owner, at)| *owner == user_id && at.elapsed() < MAX_AGE)
+    }
+
+    fn remember(&mut self, user_id: Uuid, session_id: Uuid) {
+        if self.live.len() >= MAX_SESSIONS {
+            self.live.clear();
+            self.sessions_of.clear();
+            self.profiles.clear();
+        }
+        // Listed once per session, however often it is read again.
+        if self
+            .live
+            .insert(session_id, (user_id, Instant::now()))
+            .is_none()
+        {
+            self.sessions_of
+                .entry(user_id)
+                .or_default()
+                .push(session_id);
+        }
+    }
 }
 
 pub struct SessionCache {
@@ -107,48 +135,30 @@ impl SessionCache {
 
     /// Whether `session_id` of `user_id` is remembered as open.
     pub fn is_live(&self, user_id: Uuid, session_id: Uuid) -> bool {
-        let Ok(state) = self.state.read() else {
-            return false;
-        };
-        state.trusted
-            && state
-                .live
-                .get(&session_id)
-                .is_some_and(|(owner, at)| *owner == user_id && at.elapsed() < MAX_AGE)
+        self.state
+            .read()
+            .is_ok_and(|state| state.live(user_id, session_id))
     }
 
     pub fn profile(&self, user_id: Uuid, session_id: Uuid) -> Option<Arc<Profile>> {
-        if !self.is_live(user_id, session_id) {
+        let state = self.state.read().ok()?;
+        if !state.live(user_id, session_id) {
             return None;
         }
-        let state = self.state.read().ok()?;
         let (profile, at) = state.profiles.get(&user_id)?;
         (at.elapsed() < MAX_AGE).then(|| profile.clone())
     }
 
     /// Remembers that the session was open when `ticket` was taken.
     pub fn remember_live(&self, ticket: Ticket, user_id: Uuid, session_id: Uuid) {
-        self.with_valid(ticket, |state| {
-            if state.live.len() >= MAX_SESSIONS {
-                state.live.clear();
-                state.sessions_of.clear();
-                state.profiles.clear();
-            }
-            state.live.insert(session_id, (user_id, Instant::now()));
-            state
-                .sessions_of
-                .entry(user_id)
-                .or_default()
-                .push(session_id);
-        });
+        self.with_valid(ticket, |state| state.remember(user_id, session_id));
     }
 
     /// Remembers a profile read (with its session open) under `ticket`.
     pub fn remember_profile(&self, ticket: Ticket, session_id: Uuid, profile: Arc<Profile>) {
-        let user_id = profile.id;
-        self.remember_live(ticket, user_id, session_id);
         self.with_valid(ticket, |state| {
-            state.profiles.insert(user_id, (profile, Instant::now()));
+            state.remember(profile.id, session_id);
+            state.profiles.insert(profile.id, (profile, Instant::now()));
         });
     }
 
@@ -161,9 +171,25 @@ impl SessionCache {
         }
     }
 
-    /// Call before committing a change to the account (a revocation), and
-    /// `changed` after the commit.
-    pub fn before_change(&self, user_id: Uuid) -> Pending {
+    /// Commits `tx`, which changes `user`'s sessions or account (`None`:
+    /// nothing changed after all), then returns only once no replica still
+    /// trusts what it remembered of them (see `changed`).
+    pub async fn commit(
+        &self,
+        db: &PgPool,
+        tx: Transaction<'_, Postgres>,
+        user: Option<Uuid>,
+    ) -> sqlx::Result<()> {
+        let pending = user.map(|user_id| self.before_change(user_id));
+        tx.commit().await?;
+        if let Some(pending) = pending {
+            self.changed(db, pending).await;
+        }
+        Ok(())
+    }
+
+    /// Registers for the acknowledgements of a change about to commit.
+    fn before_change(&self, user_id: Uuid) -> Pending {
         let listening = self.state.read().is_ok_and(|s| s.trusted);
         let acks = listening.then(|| {
             let acks = Arc::new(Acks::default());
@@ -181,7 +207,7 @@ impl SessionCache {
     /// Acknowledgements are counted from `before_change` on, so one sent
     /// for a concurrent earlier change of the same account counts too; that
     /// change's replica still forgets at its own notification.
-    pub async fn changed(&self, db: &PgPool, pending: Pending) {
+    async fn changed(&self, db: &PgPool, pending: Pending) {
         self.forget(pending.user_id);
         let Some(acks) = pending.acks else {
             return;
@@ -358,5 +384,23 @@ mod tests {
         assert!(!acks.covers(&[here, there]), "there forgot someone else");
         cache.acknowledged(there, user);
         assert!(acks.covers(&[here, there]));
+    }
+
+    #[test]
+    fn a_session_read_again_and_again_is_listed_once() {
+        let cache = listening();
+        let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+        for _ in 0..5 {
+            let Some(ticket) = cache.ticket() else {
+                panic!("listening")
+            };
+            cache.remember_live(ticket, user, session);
+        }
+        let listed = cache
+            .state
+            .read()
+            .map(|s| s.sessions_of.get(&user).map_or(0, Vec::len))
+            .unwrap_or_default();
+        assert_eq!(listed, 1);
     }
 }

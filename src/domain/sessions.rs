@@ -309,11 +309,7 @@ async fn rotate_spent(
             };
             state.audit.append(&mut tx, ctx, event).await?;
         }
-        let pending = revoked.map(|user_id| state.session_cache.before_change(user_id));
-        tx.commit().await?;
-        if let Some(pending) = pending {
-            state.session_cache.changed(&state.db, pending).await;
-        }
+        state.session_cache.commit(&state.db, tx, revoked).await?;
         return Err(Error::InvalidRefreshToken);
     }
     store::mark_leeway_used(&mut *tx, hash).await?;
@@ -348,11 +344,7 @@ pub async fn logout(state: &Services, ctx: &Context, presented: &str) -> Result<
         let event = Event::by_user(Kind::Logout, user_id, "success", details);
         state.audit.append(&mut tx, ctx, event).await?;
     }
-    let pending = revoked.map(|user_id| state.session_cache.before_change(user_id));
-    tx.commit().await?;
-    if let Some(pending) = pending {
-        state.session_cache.changed(&state.db, pending).await;
-    }
+    state.session_cache.commit(&state.db, tx, revoked).await?;
     Ok(())
 }
 

@@ -55,8 +55,9 @@ pub async fn delete_account(
     if !users::delete(&mut *tx, user_id).await? {
         return Err(Error::InvalidToken);
     }
-    let pending = services.session_cache.before_change(user_id);
-    tx.commit().await?;
-    services.session_cache.changed(&services.db, pending).await;
+    services
+        .session_cache
+        .commit(&services.db, tx, Some(user_id))
+        .await?;
     Ok(())
 }

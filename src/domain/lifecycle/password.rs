@@ -54,9 +54,10 @@ pub async fn reset(
     users::update_password_hash(&mut *tx, user_id, &new_hash, now).await?;
     let revoked = sessions::revoke_all(&mut *tx, user_id, None, "password_reset", now).await?;
     finish(services, ctx, &mut tx, user_id, "reset", revoked).await?;
-    let pending = services.session_cache.before_change(user_id);
-    tx.commit().await?;
-    services.session_cache.changed(&services.db, pending).await;
+    services
+        .session_cache
+        .commit(&services.db, tx, Some(user_id))
+        .await?;
     services.mail.wake();
     Ok(())
 }
@@ -79,9 +80,10 @@ pub async fn change(
     let revoked =
         sessions::revoke_all(&mut *tx, user_id, Some(session_id), "password_changed", now).await?;
     finish(services, ctx, &mut tx, user_id, "change", revoked).await?;
-    let pending = services.session_cache.before_change(user_id);
-    tx.commit().await?;
-    services.session_cache.changed(&services.db, pending).await;
+    services
+        .session_cache
+        .commit(&services.db, tx, Some(user_id))
+        .await?;
     services.mail.wake();
     Ok(())
 }

@@ -49,9 +49,10 @@ pub async fn revoke(
     let details = json!({ "session_id": session_id });
     let event = Event::by_user(Kind::SessionRevoked, user_id, "success", details);
     services.audit.append(&mut tx, ctx, event).await?;
-    let pending = services.session_cache.before_change(user_id);
-    tx.commit().await?;
-    services.session_cache.changed(&services.db, pending).await;
+    services
+        .session_cache
+        .commit(&services.db, tx, Some(user_id))
+        .await?;
     Ok(())
 }
 
@@ -68,8 +69,9 @@ pub async fn revoke_others(
     let details = json!({ "sessions_revoked": revoked });
     let event = Event::by_user(Kind::SessionRevoked, user_id, "success", details);
     services.audit.append(&mut tx, ctx, event).await?;
-    let pending = services.session_cache.before_change(user_id);
-    tx.commit().await?;
-    services.session_cache.changed(&services.db, pending).await;
+    services
+        .session_cache
+        .commit(&services.db, tx, Some(user_id))
+        .await?;
     Ok(())
 }
