@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod mail;
 pub mod master_key_rotation;
 pub mod mfa;
+pub mod paging;
 pub mod password_policy;
 pub mod passwords;
 pub mod refresh_tokens;

@@ -130,14 +130,7 @@ pub async fn replace_roles(
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
-        "INSERT INTO user_roles (user_id, role, granted_at) SELECT $1, r, $3 FROM unnest($2::text[]) AS r",
-    )
-    .bind(id)
-    .bind(roles)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    super::users::grant_roles(&mut *conn, id, roles, now).await?;
     Ok(!was_admin || admins_remain(conn).await?)
 }
 

@@ -27,53 +27,19 @@ async fn grant(app: &TestApp, email: &str, roles: &[&str]) {
 /// An account with `roles`, and an access token from a session that
 /// passed MFA (or only the password, without `mfa`).
 async fn staff(app: &TestApp, email: &str, roles: &[&str], mfa: bool) -> String {
-    app.create_user(email).await;
-    grant(app, email, roles).await;
     if !mfa {
+        app.create_user(email).await;
+        grant(app, email, roles).await;
         return app.login_native(email).await.0;
     }
-    let (access, _) = app.login_native(email).await;
-    let setup: Value = call(
-        app,
-        Method::POST,
-        "/v1/me/mfa/totp/setup",
-        &access,
-        Some(json!({ "password": PASSWORD })),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let secret = str_field(&setup, "secret");
-    let at = step_start();
-    app.clock.pin(at);
-    let activate = call(
-        app,
-        Method::POST,
-        "/v1/me/mfa/totp/activate",
-        &access,
-        Some(json!({ "code": oathtool(&secret, at) })),
-    )
-    .await;
-    assert_eq!(activate.status(), StatusCode::OK);
-    let challenge: Value = app
-        .login(email, PASSWORD, "native")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let enrolled = crate::mfa::enrol(app, email).await;
+    grant(app, email, roles).await;
+    let mfa_token = crate::mfa::password_step(app, email, "native").await;
     app.clock.advance(Duration::seconds(30));
-    let code = oathtool(&secret, at + Duration::seconds(30));
-    let done: Value = app
-        .post_json(
-            "/v1/auth/login/mfa",
-            &json!({ "mfa_token": str_field(&challenge, "mfa_token"), "code": code }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    str_field(&done, "access_token")
+    let code = oathtool(&enrolled.secret, enrolled.at + Duration::seconds(30));
+    let done = crate::mfa::mfa_step(app, &mfa_token, ("code", &code)).await;
+    assert_eq!(done.status(), StatusCode::OK);
+    str_field(&done.json().await.unwrap(), "access_token")
 }
 
 async fn call(

@@ -6,12 +6,12 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-struct Enrolled {
-    access: String,
-    secret: String,
-    recovery_codes: Vec<String>,
+pub struct Enrolled {
+    pub access: String,
+    pub secret: String,
+    pub recovery_codes: Vec<String>,
     /// The time of the activation code; later codes must be later steps.
-    at: OffsetDateTime,
+    pub at: OffsetDateTime,
 }
 
 async fn post_bearer(app: &TestApp, path: &str, access: &str, body: &Value) -> Response {
@@ -44,7 +44,7 @@ fn secret_of(uri: &str) -> String {
 }
 
 /// Signs up `email`, enrols TOTP and activates it at a pinned time.
-async fn enrol(app: &TestApp, email: &str) -> Enrolled {
+pub async fn enrol(app: &TestApp, email: &str) -> Enrolled {
     app.create_user(email).await;
     let (access, _) = app.login_native(email).await;
     let setup = post_bearer(
@@ -84,7 +84,7 @@ async fn enrol(app: &TestApp, email: &str) -> Enrolled {
 }
 
 /// The password step for an MFA account: the `mfa_token`.
-async fn password_step(app: &TestApp, email: &str, client_type: &str) -> String {
+pub async fn password_step(app: &TestApp, email: &str, client_type: &str) -> String {
     let response = app.login(email, PASSWORD, client_type).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
@@ -99,7 +99,7 @@ async fn password_step(app: &TestApp, email: &str, client_type: &str) -> String 
     str_field(&body, "mfa_token")
 }
 
-async fn mfa_step(app: &TestApp, mfa_token: &str, factor: (&str, &str)) -> Response {
+pub async fn mfa_step(app: &TestApp, mfa_token: &str, factor: (&str, &str)) -> Response {
     let body = json!({ "mfa_token": mfa_token, factor.0: factor.1 });
     app.post_json("/v1/auth/login/mfa", &body).await
 }

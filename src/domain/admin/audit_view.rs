@@ -47,15 +47,7 @@ pub async fn list(
     let limit = filter.limit;
     let mut events =
         store::audit_page(&services.db, before, filter.kind, filter.user_id, limit + 1).await?;
-    let more = usize::try_from(limit).is_ok_and(|l| events.len() > l);
-    if more {
-        events.pop();
-    }
-    let next = if more {
-        events.last().map(|e| e.seq)
-    } else {
-        None
-    };
+    let next = crate::domain::paging::trim(&mut events, limit).map(|e| e.seq);
     let mut keys: HashMap<Uuid, Option<DataKey>> = HashMap::new();
     let mut entries = Vec::with_capacity(events.len());
     for e in events {

@@ -42,10 +42,6 @@ pub const ROLES: [(&str, &[Permission]); 4] = [
     ),
 ];
 
-/// Roles of the admin plane: they act only from a session that passed MFA,
-/// and their sessions are short (`admin.session_max_secs`).
-pub const ADMIN_PLANE: [&str; 3] = ["support", "auditor", "admin"];
-
 /// Whether any of `roles` grants `permission`.
 pub fn grants(roles: &[String], permission: Permission) -> bool {
     roles.iter().any(|role| {

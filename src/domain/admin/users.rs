@@ -46,14 +46,12 @@ async fn commit_audited(
     ctx: &Context,
     event: Event,
 ) -> Result<()> {
-    let pending = event
-        .subject
-        .map(|id| services.session_cache.before_change(id));
+    let subject = event.subject;
     services.audit.append(&mut tx, ctx, event).await?;
-    tx.commit().await?;
-    if let Some(pending) = pending {
-        services.session_cache.changed(&services.db, pending).await;
-    }
+    services
+        .session_cache
+        .commit(&services.db, tx, subject)
+        .await?;
     Ok(())
 }
 
@@ -69,13 +67,7 @@ pub async fn list(
     let prefix = prefix.map(str::to_lowercase);
     let mut rows =
         store::list_users(&services.db, now, after, prefix.as_deref(), limit + 1).await?;
-    let more = usize::try_from(limit).is_ok_and(|l| rows.len() > l);
-    if more {
-        rows.pop();
-    }
-    let next = more
-        .then(|| rows.last().map(|r| (r.created_at, r.id)))
-        .flatten();
+    let next = crate::domain::paging::trim(&mut rows, limit).map(|r| (r.created_at, r.id));
     let details = json!({ "email_prefix": prefix.is_some(), "returned": rows.len() });
     let listed = event(Kind::AdminUsersListed, caller, None, details);
     services.audit.record(&services.db, ctx, listed).await?;
@@ -152,7 +144,7 @@ pub async fn set_roles(
     roles.dedup();
     let now = services.clock.now();
     let mut tx = services.db.begin().await?;
-    if store::user(&mut *tx, id, now).await?.is_none() {
+    if users::email_of(&mut *tx, id).await?.is_none() {
         return Err(Error::NotFound);
     }
     if !store::replace_roles(&mut tx, id, &roles, now).await? {
@@ -179,7 +171,7 @@ pub async fn revoke_sessions(
 ) -> Result<u64> {
     let now = services.clock.now();
     let mut tx = services.db.begin().await?;
-    if store::user(&mut *tx, id, now).await?.is_none() {
+    if users::email_of(&mut *tx, id).await?.is_none() {
         return Err(Error::NotFound);
     }
     let revoked = sessions::revoke_all(&mut *tx, id, None, "revoked_by_admin", now).await?;

@@ -36,15 +36,7 @@ pub async fn activity(
     limit: i64,
 ) -> Result<ActivityPage> {
     let mut events = store::for_user(db, user_id, before.unwrap_or(i64::MAX), limit + 1).await?;
-    let more = usize::try_from(limit).is_ok_and(|l| events.len() > l);
-    if more {
-        events.pop();
-    }
-    let next_before = if more {
-        events.last().map(|e| e.seq)
-    } else {
-        None
-    };
+    let next_before = crate::domain::paging::trim(&mut events, limit).map(|e| e.seq);
     let key = log.user_keys().get(db, user_id).await?;
     let events = events
         .into_iter()

@@ -47,12 +47,7 @@ pub async fn activity(
     Authenticated(claims): Authenticated,
     AppQuery(query): AppQuery<ActivityQuery>,
 ) -> Result<Json<ActivityPage>> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Error::InvalidRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let limit = limit(query.limit)?;
     let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let page = audit::activity(&state.audit, &state.db, claims.sub, before, limit).await?;
     Ok(Json(ActivityPage {
@@ -70,6 +65,18 @@ fn shape(e: audit::ActivityEvent) -> ActivityEvent {
         client_ip: e.client_ip.map(|ip| ip.to_string()),
         user_agent: e.user_agent,
         details: e.details,
+    }
+}
+
+/// A page size: `limit` of the query, 1 to 100, 20 when absent.
+pub(crate) fn limit(requested: Option<i64>) -> Result<i64> {
+    let limit = requested.unwrap_or(DEFAULT_LIMIT);
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Error::InvalidRequest(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )))
     }
 }
 

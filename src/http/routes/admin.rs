@@ -17,23 +17,9 @@ use crate::domain::audit::Context;
 use crate::error::{Error, Result};
 use crate::http::admin_routes::Admin;
 use crate::http::extract::{AppJson, AppQuery, Caller};
-use crate::http::routes::activity::{decode_cursor, encode_cursor};
+use crate::http::routes::activity::{decode_cursor, encode_cursor, limit};
 use crate::state::AppState;
 use crate::storage::admin::UserRow;
-
-const DEFAULT_LIMIT: i64 = 20;
-const MAX_LIMIT: i64 = 100;
-
-fn limit(requested: Option<i64>) -> Result<i64> {
-    let limit = requested.unwrap_or(DEFAULT_LIMIT);
-    if (1..=MAX_LIMIT).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(Error::InvalidRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )))
-    }
-}
 
 /// A malformed id is as unknown as a well-formed one.
 fn user_id(raw: &str) -> Result<Uuid> {
