@@ -122,9 +122,7 @@ pub async fn replace_roles(
     roles: &[String],
     now: OffsetDateTime,
 ) -> sqlx::Result<bool> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('authd.admins'))")
-        .execute(&mut *conn)
-        .await?;
+    lock_admins(&mut *conn).await?;
     let was_admin = is_admin(&mut *conn, id).await?;
     sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
         .bind(id)
@@ -136,6 +134,16 @@ pub async fn replace_roles(
 
 /// Whether an enabled account still holds `admin` (checked inside the
 /// transaction that changed roles or disabled someone).
+/// Serialises, until commit, every change that could remove the last
+/// enabled admin (role changes, disabling), so that two of them cannot
+/// each count on the other's admin still being there.
+pub async fn lock_admins(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('authd.admins'))")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn admins_remain(conn: &mut PgConnection) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM user_roles r JOIN users u ON u.id = r.user_id

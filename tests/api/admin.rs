@@ -530,3 +530,57 @@ async fn an_mfa_reset_removes_totp_and_the_audit_view_filters() {
     .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_admins_disabled_at_once_leave_one_enabled() {
+    let app = spawn_app().await;
+    for round in 0..5 {
+        let (a, b) = (
+            format!("a{round}@example.com"),
+            format!("b{round}@example.com"),
+        );
+        for email in [&a, &b] {
+            app.create_user(email).await;
+            grant(&app, email, &["admin"]).await;
+        }
+        // Only these two are enabled admins (each round retires its
+        // survivor at the end).
+        let ids = [user_id(&app, &a).await, user_id(&app, &b).await];
+        let disable = |id: Uuid| {
+            let state = app.state.clone();
+            tokio::spawn(async move {
+                let ctx = authd::domain::audit::Context::cli();
+                let caller = authd::domain::admin::authorize::AdminCaller::cli();
+                authd::domain::admin::users::set_disabled(&state, &ctx, caller, (id, true), "race")
+                    .await
+                    .map_err(|e| e.code())
+            })
+        };
+        let outcomes = [disable(ids[0]), disable(ids[1])];
+        let mut refused = 0;
+        for outcome in outcomes {
+            match outcome.await.unwrap() {
+                Ok(()) => {}
+                Err(code) => {
+                    assert_eq!(code, "last_admin");
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(refused, 1, "round {round}: exactly one must be refused");
+        let enabled_admins = app
+            .count(
+                "SELECT count(*) FROM user_roles r JOIN users u ON u.id = r.user_id
+                 WHERE r.role = 'admin' AND u.disabled_at IS NULL",
+            )
+            .await;
+        assert_eq!(enabled_admins, 1, "round {round}");
+        // Retire this round's survivor through SQL (no last-admin rule
+        // there), so the next round starts with none.
+        sqlx::query("UPDATE users SET disabled_at = now() WHERE id = ANY($1)")
+            .bind(&ids[..])
+            .execute(&app.db)
+            .await
+            .unwrap();
+    }
+}

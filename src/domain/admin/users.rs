@@ -99,6 +99,11 @@ pub async fn set_disabled(
 ) -> Result<()> {
     let now = services.clock.now();
     let mut tx = services.db.begin().await?;
+    if disabled {
+        // Before anything is read: a concurrent disable of the other admin
+        // waits, then sees this one.
+        store::lock_admins(&mut *tx).await?;
+    }
     if !store::set_disabled(&mut *tx, id, disabled, now).await? {
         return Err(Error::NotFound);
     }
