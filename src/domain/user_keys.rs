@@ -5,6 +5,7 @@
 //! with the user id as associated data; `secrets rotate-master` re-seals
 //! them.
 use sqlx::PgConnection;
+use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -28,15 +29,16 @@ impl UserKeys {
         Self { sealing }
     }
 
-    /// The account's key, created on first use; `None` once the account is
-    /// gone.
-    pub async fn get_or_create(
+    /// The account's key from its sealed form as already read (`sealed`),
+    /// created when it has none yet; `None` once the account is gone.
+    pub async fn open_or_create(
         &self,
         conn: &mut PgConnection,
         user_id: Uuid,
+        sealed: Option<Vec<u8>>,
         now: OffsetDateTime,
     ) -> anyhow::Result<Option<DataKey>> {
-        let sealed = match store::get(&mut *conn, user_id).await? {
+        let sealed = match sealed {
             Some(sealed) => Some(sealed),
             None => {
                 let fresh = self
@@ -58,6 +60,19 @@ impl UserKeys {
             .await?
             .map(|s| self.open(user_id, &s))
             .transpose()
+    }
+
+    /// The keys of those of `user_ids` that have one, in one query.
+    pub async fn get_many(
+        &self,
+        db: impl sqlx::PgExecutor<'_>,
+        user_ids: &[Uuid],
+    ) -> anyhow::Result<HashMap<Uuid, DataKey>> {
+        store::get_many(db, user_ids)
+            .await?
+            .into_iter()
+            .map(|(user_id, sealed)| Ok((user_id, self.open(user_id, &sealed)?)))
+            .collect()
     }
 
     fn open(&self, user_id: Uuid, sealed: &[u8]) -> anyhow::Result<DataKey> {

@@ -27,12 +27,22 @@ pub struct StoredEvent {
 const COLUMNS: &str = "seq, occurred_at, event_type, actor_user_id, subject_user_id, client_ip, \
                        user_agent, request_id, outcome, details, personal_enc, prev_hash, hash";
 
-/// Serialises appends until the end of the caller's transaction.
-pub async fn lock_chain(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('authd.audit_events'))")
-        .execute(db)
-        .await?;
-    Ok(())
+/// Serialises appends until the end of the caller's transaction, and in
+/// the same round trip reads `owner`'s sealed data key (`None` without an
+/// owner, or when the account has none): the key does not depend on the
+/// chain, so reading it from a snapshot taken before the lock is granted
+/// is fine, and the lock is not held across a round trip of its own.
+pub async fn lock_chain(
+    db: impl PgExecutor<'_>,
+    owner: Option<Uuid>,
+) -> sqlx::Result<Option<Vec<u8>>> {
+    sqlx::query_scalar(
+        "SELECT (SELECT key_enc FROM user_data_keys WHERE user_id = $1)
+         FROM (SELECT pg_advisory_xact_lock(hashtext('authd.audit_events'))) AS locked",
+    )
+    .bind(owner)
+    .fetch_one(db)
+    .await
 }
 
 /// The chain's head (last sequence number and hash; `None` when empty) and

@@ -10,6 +10,17 @@ pub async fn get(db: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<
         .await
 }
 
+/// The sealed keys of those of `user_ids` that have one.
+pub async fn get_many(
+    db: impl PgExecutor<'_>,
+    user_ids: &[Uuid],
+) -> sqlx::Result<Vec<(Uuid, Vec<u8>)>> {
+    sqlx::query_as("SELECT user_id, key_enc FROM user_data_keys WHERE user_id = ANY($1)")
+        .bind(user_ids)
+        .fetch_all(db)
+        .await
+}
+
 /// Stores the key unless the account has one; returns the stored one.
 /// `None` when the account does not exist (any more).
 pub async fn insert_or_get(

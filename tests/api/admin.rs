@@ -59,6 +59,15 @@ async fn call(
     request.send().await.unwrap()
 }
 
+/// The JSON body of a GET as `token`.
+async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
+    call(app, Method::GET, path, token, None)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Every (method, path) under /v1/admin in openapi.yaml.
 fn admin_operations() -> Vec<(Method, String)> {
     let spec: serde_yaml::Value = serde_yaml::from_str(
@@ -355,17 +364,7 @@ async fn disabling_ends_sessions_at_once_and_login_fails_like_a_wrong_password()
         (a, disabled.text().await.unwrap()),
         (b, wrong.text().await.unwrap())
     );
-    let detail: Value = call(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/users/{id}"),
-        &boss,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let detail: Value = get_json(&app, &format!("/v1/admin/users/{id}"), &boss).await;
     assert_eq!(detail["disabled"], true);
     assert_eq!(detail["active_sessions"], 0);
     assert_eq!(detail["email"], "victim@example.com");
@@ -422,11 +421,7 @@ async fn cursor_paging_returns_every_user_once_while_users_are_added() {
             Some(c) => format!("/v1/admin/users?limit=5&cursor={c}"),
             None => "/v1/admin/users?limit=5".into(),
         };
-        let page: Value = call(&app, Method::GET, &path, &boss, None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let page: Value = get_json(&app, &path, &boss).await;
         for u in page["users"].as_array().unwrap() {
             seen.push(u["email"].as_str().unwrap().to_owned());
         }
@@ -443,17 +438,7 @@ async fn cursor_paging_returns_every_user_once_while_users_are_added() {
     for i in 0..12 {
         assert!(seen.contains(&format!("paged{i}@example.com")));
     }
-    let prefixed: Value = call(
-        &app,
-        Method::GET,
-        "/v1/admin/users?email_prefix=PAGED1",
-        &boss,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let prefixed: Value = get_json(&app, "/v1/admin/users?email_prefix=PAGED1", &boss).await;
     let emails: Vec<&str> = prefixed["users"]
         .as_array()
         .unwrap()
@@ -504,17 +489,12 @@ async fn an_mfa_reset_removes_totp_and_the_audit_view_filters() {
             .iter()
             .any(|m| m.subject().contains("Two-step verification is off"))
     );
-    let events: Value = call(
+    let events: Value = get_json(
         &app,
-        Method::GET,
         &format!("/v1/admin/audit?kind=mfa_reset_by_admin&user_id={id}"),
         &boss,
-        None,
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let events = events["events"].as_array().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["reason"], "lost phone, ticket 42");
@@ -583,4 +563,43 @@ async fn two_admins_disabled_at_once_leave_one_enabled() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn the_audit_view_opens_each_accounts_fields_but_not_a_deleted_ones() {
+    let app = spawn_app().await;
+    let boss = staff(&app, "boss4@example.com", &["auditor"], true).await;
+    let mut owners = Vec::new();
+    for name in ["kept1", "kept2", "gone"] {
+        let email = format!("{name}@example.com");
+        app.create_user(&email).await;
+        let (access, _) = app.login_native(&email).await;
+        owners.push((user_id(&app, &email).await, access));
+    }
+    let (gone, gone_access) = owners.pop().unwrap();
+    let deleted = app
+        .client
+        .delete(app.url("/v1/me"))
+        .bearer_auth(&gone_access)
+        .json(&json!({ "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+
+    let page: Value = get_json(&app, "/v1/admin/audit?kind=login_succeeded", &boss).await;
+    let ip_of = |id: Uuid| {
+        let events: Vec<&Value> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["subject"] == id.to_string())
+            .collect();
+        assert_eq!(events.len(), 1, "{id}: {page}");
+        events[0]["client_ip"].clone()
+    };
+    for (kept, _) in &owners {
+        assert_eq!(ip_of(*kept), "127.0.0.1");
+    }
+    assert_eq!(ip_of(gone), Value::Null);
 }

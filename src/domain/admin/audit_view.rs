@@ -3,13 +3,10 @@
 //! opened (those of deleted accounts stay unreadable: their keys are gone).
 //! Reading it is itself an audited event.
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::collections::hash_map::Entry as Slot;
 use std::net::IpAddr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::crypto::DataKey;
 use crate::domain::admin::authorize::AdminCaller;
 use crate::domain::audit::{AuditLog, Context, Event, Kind};
 use crate::domain::services::Services;
@@ -48,19 +45,23 @@ pub async fn list(
     let mut events =
         store::audit_page(&services.db, before, filter.kind, filter.user_id, limit + 1).await?;
     let next = crate::domain::paging::trim(&mut events, limit).map(|e| e.seq);
-    let mut keys: HashMap<Uuid, Option<DataKey>> = HashMap::new();
+    let mut owners: Vec<Uuid> = events
+        .iter()
+        .filter_map(|e| e.subject_user_id.or(e.actor_user_id))
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let keys = services
+        .audit
+        .user_keys()
+        .get_many(&services.db, &owners)
+        .await?;
     let mut entries = Vec::with_capacity(events.len());
     for e in events {
-        let owner = e.subject_user_id.or(e.actor_user_id);
-        let key = match owner {
-            Some(owner) => {
-                if let Slot::Vacant(slot) = keys.entry(owner) {
-                    slot.insert(services.audit.user_keys().get(&services.db, owner).await?);
-                }
-                keys.get(&owner).and_then(Option::as_ref)
-            }
-            None => None,
-        };
+        let key = e
+            .subject_user_id
+            .or(e.actor_user_id)
+            .and_then(|owner| keys.get(&owner));
         let (client_ip, user_agent) = AuditLog::personal(&e, key);
         entries.push(Entry {
             seq: e.seq,

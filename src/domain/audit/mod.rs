@@ -200,16 +200,24 @@ impl AuditLog {
         ctx: &Context,
         event: Event,
     ) -> Result<i64> {
-        store::lock_chain(&mut *conn).await?;
+        // Personal fields are sealed under their owner's key, read with the lock.
+        let owner = event
+            .subject
+            .or(event.actor)
+            .filter(|_| ctx.ip.is_some() || ctx.user_agent.is_some());
+        let sealed_key = store::lock_chain(&mut *conn, owner).await?;
         let (head, occurred_at) = store::head_and_now(&mut *conn).await?;
         let (seq, prev_hash) = match head {
             Some((seq, hash)) => (seq + 1, hash),
             None => (1, GENESIS.to_vec()),
         };
-        let owner = event.subject.or(event.actor);
-        let personal = self
-            .seal_personal(conn, owner, ctx, (seq, occurred_at))
-            .await?;
+        let personal = match owner {
+            Some(owner) => {
+                self.seal_personal(conn, (owner, sealed_key), ctx, (seq, occurred_at))
+                    .await?
+            }
+            None => None,
+        };
         let in_clear = personal.is_none();
         let mut stored = StoredEvent {
             seq,
@@ -237,17 +245,15 @@ impl AuditLog {
     async fn seal_personal(
         &self,
         conn: &mut PgConnection,
-        owner: Option<Uuid>,
+        (user_id, sealed_key): (Uuid, Option<Vec<u8>>),
         ctx: &Context,
         (seq, now): (i64, OffsetDateTime),
     ) -> Result<Option<Vec<u8>>> {
-        let Some(user_id) = owner else {
-            return Ok(None);
-        };
-        if ctx.ip.is_none() && ctx.user_agent.is_none() {
-            return Ok(None);
-        }
-        let Some(key) = self.user_keys.get_or_create(conn, user_id, now).await? else {
+        let key = self
+            .user_keys
+            .open_or_create(conn, user_id, sealed_key, now)
+            .await?;
+        let Some(key) = key else {
             return Ok(None);
         };
         let personal = Personal {
