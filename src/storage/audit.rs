@@ -27,39 +27,26 @@ pub struct StoredEvent {
 const COLUMNS: &str = "seq, occurred_at, event_type, actor_user_id, subject_user_id, client_ip, \
                        user_agent, request_id, outcome, details, personal_enc, prev_hash, hash";
 
-/// Serialises appends until the end of the caller's transaction, and in
-/// the same round trip reads `owner`'s sealed data key (`None` without an
-/// owner, or when the account has none): the key does not depend on the
-/// chain, so reading it from a snapshot taken before the lock is granted
-/// is fine, and the lock is not held across a round trip of its own.
-pub async fn lock_chain(
-    db: impl PgExecutor<'_>,
-    owner: Option<Uuid>,
-) -> sqlx::Result<Option<Vec<u8>>> {
-    sqlx::query_scalar(
-        "SELECT (SELECT key_enc FROM user_data_keys WHERE user_id = $1)
-         FROM (SELECT pg_advisory_xact_lock(hashtext('authd.audit_events'))) AS locked",
-    )
-    .bind(owner)
-    .fetch_one(db)
-    .await
+/// What an append needs once it holds the chain.
+#[derive(FromRow)]
+pub struct Head {
+    /// The last event's sequence number and hash; null when empty.
+    pub head_seq: Option<i64>,
+    pub head_hash: Option<Vec<u8>>,
+    /// The database's current time, truncated to what timestamptz stores.
+    pub occurred_at: OffsetDateTime,
+    /// `owner`'s sealed data key, if it has one.
+    pub owner_key: Option<Vec<u8>>,
 }
 
-/// The chain's head (last sequence number and hash; `None` when empty) and
-/// the database's current time, truncated to what timestamptz stores. Read
-/// after `lock_chain`, in a statement of its own, so the head it sees is
-/// the one the lock protects.
-pub async fn head_and_now(
-    db: impl PgExecutor<'_>,
-) -> sqlx::Result<(Option<(i64, Vec<u8>)>, OffsetDateTime)> {
-    let (seq, hash, now): (Option<i64>, Option<Vec<u8>>, OffsetDateTime) = sqlx::query_as(
-        "SELECT h.seq, h.hash, date_trunc('microseconds', clock_timestamp())
-         FROM (SELECT 1) AS one
-         LEFT JOIN (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) AS h ON true",
-    )
-    .fetch_one(db)
-    .await?;
-    Ok((seq.zip(hash), now))
+/// Serialises appends until the end of the caller's transaction and reads
+/// the head that lock protects, in one round trip (the migration's
+/// `authd_audit_lock_head` says how).
+pub async fn lock_head(db: impl PgExecutor<'_>, owner: Option<Uuid>) -> sqlx::Result<Head> {
+    sqlx::query_as("SELECT * FROM authd_audit_lock_head($1)")
+        .bind(owner)
+        .fetch_one(db)
+        .await
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, e: &StoredEvent) -> sqlx::Result<()> {

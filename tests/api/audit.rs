@@ -272,6 +272,63 @@ async fn concurrent_appends_form_one_chain_without_forks() {
     assert_eq!(verdict(&app).await, Verdict::Intact { events: 12 });
 }
 
+/// Appends racing on the pool's connections (no hashing to space them out)
+/// still take their turns: one chain, no fork, no gap, and each owner's
+/// personal fields sealed under its own key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_appends_take_turns_on_the_chain() {
+    use authd::domain::audit::{AuditLog, Context, Event, Kind};
+    let app = spawn_app().await;
+    app.create_user("racer@example.com").await;
+    let owner: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let appends: Vec<_> = (0..40)
+        .map(|i| {
+            let state = app.state.clone();
+            tokio::spawn(async move {
+                let ip = format!("10.0.0.{i}").parse().ok();
+                let ctx = Context::new(ip, Some("racer"), None);
+                let subject = (i % 2 == 0).then_some(owner);
+                let event = Event {
+                    kind: Kind::LoginFailed,
+                    actor: None,
+                    subject,
+                    outcome: "failure",
+                    details: serde_json::json!({ "i": i }),
+                };
+                state.audit.record(&state.db, &ctx, event).await.unwrap()
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for append in appends {
+        seqs.push(append.await.unwrap());
+    }
+    seqs.sort_unstable();
+    let first = seqs[0];
+    assert_eq!(seqs, (first..first + 40).collect::<Vec<_>>());
+    assert_eq!(verdict(&app).await, Verdict::Intact { events: first + 39 });
+    let key = app
+        .state
+        .audit
+        .user_keys()
+        .get(&app.db, owner)
+        .await
+        .unwrap();
+    let events = authd::storage::audit::page(&app.db, first - 1, 40)
+        .await
+        .unwrap();
+    for event in &events {
+        let i = event.details["i"].as_i64().unwrap();
+        let (ip, agent) = AuditLog::personal(event, key.as_ref());
+        assert_eq!(ip.map(|ip| ip.to_string()), Some(format!("10.0.0.{i}")));
+        assert_eq!(agent.as_deref(), Some("racer"));
+        assert_eq!(event.personal_enc.is_some(), i % 2 == 0, "{i}");
+    }
+}
+
 #[tokio::test]
 async fn users_see_only_their_own_activity_page_by_page() {
     let app = spawn_app().await;

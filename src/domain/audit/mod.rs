@@ -205,9 +205,9 @@ impl AuditLog {
             .subject
             .or(event.actor)
             .filter(|_| ctx.ip.is_some() || ctx.user_agent.is_some());
-        let sealed_key = store::lock_chain(&mut *conn, owner).await?;
-        let (head, occurred_at) = store::head_and_now(&mut *conn).await?;
-        let (seq, prev_hash) = match head {
+        let head = store::lock_head(&mut *conn, owner).await?;
+        let (sealed_key, occurred_at) = (head.owner_key, head.occurred_at);
+        let (seq, prev_hash) = match head.head_seq.zip(head.head_hash) {
             Some((seq, hash)) => (seq + 1, hash),
             None => (1, GENESIS.to_vec()),
         };
