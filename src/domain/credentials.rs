@@ -46,23 +46,26 @@ pub async fn check_password(
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("password check without a client IP")))?;
     // First, before any database work: under overload, refusing must be cheap.
     let slot = services.passwords.reserve()?;
-    let (user, email_key) = match account {
-        Account::ByEmail(email) => (
-            users::find_for_login(&services.db, email.key()).await?,
-            email.key().to_owned(),
-        ),
+    let now = services.clock.now();
+    let key = &services.throttle_key;
+    let (user, mut attempt, standing) = match account {
+        Account::ByEmail(email) => {
+            let attempt = Attempt::password(key, email.key(), ip);
+            let (user, standing) = attempt
+                .read_with_user(&services.db, email.key(), now)
+                .await?;
+            (user, attempt, standing)
+        }
         Account::ById(id) => {
             let user = users::find_for_login_by_id(&services.db, id).await?;
-            let key = user
-                .as_ref()
-                .map(|u| u.email_key.clone())
-                .unwrap_or_default();
-            (user, key)
+            let email_key = user.as_ref().map_or("", |u| u.email_key.as_str());
+            let attempt = Attempt::password(key, email_key, ip);
+            let standing = attempt.read(&services.db, now).await?;
+            (user, attempt, standing)
         }
     };
     let user_id = user.as_ref().map(|u| u.id);
-    let mut attempt = Attempt::password(&services.throttle_key, &email_key, ip);
-    if let Err(throttled) = attempt.check(&services.db, services.clock.now()).await {
+    if let Err(throttled) = attempt.judge(standing, now) {
         let event = anonymous(Kind::LoginThrottled, user_id, "refused", json!({}));
         services.audit.record(&services.db, ctx, event).await?;
         return Err(throttled);

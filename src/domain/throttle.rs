@@ -16,7 +16,8 @@ use uuid::Uuid;
 use crate::config::ThrottleSettings;
 use crate::crypto::DataKey;
 use crate::error::{Error, Result};
-use crate::storage::throttle as store;
+use crate::storage::throttle::{self as store, Standing};
+use crate::storage::users::LoginUser;
 
 pub const SUBJECT_LABEL: &str = crate::crypto::master_key::labels::LOGIN_THROTTLE;
 const ACCOUNT_SCOPE: &str = "*";
@@ -62,8 +63,32 @@ impl Attempt {
 
     /// Refuses the attempt while either counter is in backoff.
     pub async fn check(&mut self, db: &PgPool, now: OffsetDateTime) -> Result<()> {
-        let standing =
-            store::standing(db, &self.subject, &self.ip_scope, ACCOUNT_SCOPE, now).await?;
+        let standing = self.read(db, now).await?;
+        self.judge(standing, now)
+    }
+
+    /// The standing of this attempt's counters.
+    pub async fn read(&self, db: &PgPool, now: OffsetDateTime) -> Result<Standing> {
+        Ok(store::standing(db, &self.subject, &self.ip_scope, ACCOUNT_SCOPE, now).await?)
+    }
+
+    /// The account whose address has `email_key` and the standing of this
+    /// attempt's counters: one round trip when the account exists.
+    pub async fn read_with_user(
+        &self,
+        db: &PgPool,
+        email_key: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Option<LoginUser>, Standing)> {
+        let keys = (&self.subject[..], self.ip_scope.as_str(), ACCOUNT_SCOPE);
+        match store::standing_with_user(db, email_key, keys, now).await? {
+            Some((user, standing)) => Ok((Some(user), standing)),
+            None => Ok((None, self.read(db, now).await?)),
+        }
+    }
+
+    /// Refuses the attempt while one of its counters is blocked.
+    pub fn judge(&mut self, standing: Standing, now: OffsetDateTime) -> Result<()> {
         self.has_ip_counter = standing.has_ip_counter;
         match standing.blocked_until {
             Some(until) => Err(Error::RateLimited {
@@ -73,8 +98,6 @@ impl Attempt {
         }
     }
 
-    /// Counts the failure in the caller's transaction, so it commits
-    /// together with the audit event that records it.
     pub async fn failed(
         &self,
         conn: &mut PgConnection,

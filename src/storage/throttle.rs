@@ -2,6 +2,8 @@
 use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 
+use crate::storage::users::{LOGIN_COLUMNS, LoginUser};
+
 /// The latest `blocked_until` among `scopes` of `subject`, if in the future.
 /// The state of `subject`'s counters before an attempt.
 #[derive(Debug, FromRow)]
@@ -30,6 +32,40 @@ pub async fn standing(
     .bind(now)
     .fetch_one(db)
     .await
+}
+
+/// A login's account (found by address) and its counters' standing, in one
+/// round trip; `None` when no account has that address (the caller then
+/// asks `standing` alone).
+pub async fn standing_with_user(
+    db: impl PgExecutor<'_>,
+    email_key: &str,
+    (subject, ip_scope, account_scope): (&[u8], &str, &str),
+    now: OffsetDateTime,
+) -> sqlx::Result<Option<(LoginUser, Standing)>> {
+    #[derive(FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: LoginUser,
+        #[sqlx(flatten)]
+        standing: Standing,
+    }
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {LOGIN_COLUMNS}, t.blocked_until, t.has_ip_counter
+         FROM users,
+              (SELECT max(blocked_until) FILTER (WHERE blocked_until > $5) AS blocked_until,
+                      coalesce(bool_or(scope = $3), false) AS has_ip_counter
+               FROM login_throttle WHERE subject = $2 AND scope IN ($3, $4)) AS t
+         WHERE users.email_key = $1"
+    ))
+    .bind(email_key)
+    .bind(subject)
+    .bind(ip_scope)
+    .bind(account_scope)
+    .bind(now)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| (r.user, r.standing)))
 }
 
 /// Counts one failure, starting over when the last one is older than `window_start`.

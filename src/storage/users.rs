@@ -235,7 +235,8 @@ impl std::fmt::Debug for LoginUser {
     }
 }
 
-const LOGIN_COLUMNS: &str = "id, email_key, password_hash, email_verified,
+/// What a password check reads of an account (`LoginUser`).
+pub const LOGIN_COLUMNS: &str = "id, email_key, password_hash, email_verified,
     disabled_at IS NOT NULL AS disabled, mfa_enabled";
 
 pub async fn find_for_login(
