@@ -25,6 +25,11 @@ use std::time::Duration;
 use report::{Flood, Overload, Report, ScenarioResult};
 use scenarios::Target;
 
+/// authd's allocator, built with the same options (huge pages): the raw
+/// Argon2id baseline must hash on the same kind of memory as the server.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     about = "Load benchmark for authd: throughput and latency against the machine's physical limits"
