@@ -16,11 +16,11 @@ use serde_json::json;
 use time::Duration;
 use uuid::Uuid;
 
-use crate::crypto::random;
 use crate::domain::audit::{Context, Event, Kind};
 use crate::domain::federation::id_token::{self, Exchange, Identity};
 use crate::domain::federation::provider::Provider;
 use crate::domain::federation::{Federation, accounts, return_to};
+use crate::domain::refresh_tokens::PlainToken;
 use crate::domain::services::Services;
 use crate::domain::sessions::{self, ClientType, Issued, Opening};
 use crate::error::{Error, Result};
@@ -28,13 +28,12 @@ use crate::storage::federation::{self as store, NewState};
 
 /// How long a started sign-in may take.
 pub const STATE_TTL: Duration = Duration::minutes(10);
-/// Encoded length of a state (32 random bytes, unpadded base64url).
-const STATE_CHARS: usize = 43;
 
 /// Where to send the browser, and the state for its cookie.
 pub struct Started {
     pub authorization_url: String,
-    pub state: SecretString,
+    /// 32 random bytes, like a refresh token; stored only as its hash.
+    pub state: PlainToken,
 }
 
 pub async fn start(
@@ -48,11 +47,11 @@ pub async fn start(
     let return_to = return_to::check(requested_return_to, &services.settings.http.allowed_origins)?;
     let client = services.clients.resolve(&services.db, client_id).await?;
     let metadata = provider.metadata(federation.http()).await?;
-    let state = URL_SAFE_NO_PAD.encode(random::bytes::<32>()?);
-    let (nonce, verifier) = derived(federation, &state);
+    let state = PlainToken::generate()?;
+    let (nonce, verifier) = derived(federation, state.expose());
     let oidc =
         super::id_token::client_for(provider, &metadata, &redirect_uri(services, provider_id))?;
-    let state_for_url = state.clone();
+    let state_for_url = state.expose().to_owned();
     let (url, _, _) = oidc
         .authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -71,7 +70,7 @@ pub async fn start(
         .url();
     let now = services.clock.now();
     let row = NewState {
-        state_hash: &random::sha256(state.as_bytes()),
+        state_hash: &state.hash(),
         provider: provider_id,
         return_to: &return_to,
         client_id: client.stored_id(),
@@ -80,7 +79,7 @@ pub async fn start(
     store::insert_state(&services.db, &row).await?;
     Ok(Started {
         authorization_url: url.to_string(),
-        state: SecretString::from(state),
+        state,
     })
 }
 
@@ -145,22 +144,21 @@ async fn complete(
     let state = callback
         .state
         .as_deref()
-        .filter(|s| s.len() == STATE_CHARS)
+        .and_then(PlainToken::parse)
         .ok_or(Error::InvalidState("missing_state"))?;
     let cookie_state = cookie_state.ok_or(Error::InvalidState("missing_cookie"))?;
     // Both are ours or an attacker's guesses: compare without timing leaks.
-    if aws_lc_rs::constant_time::verify_slices_are_equal(state.as_bytes(), cookie_state.as_bytes())
-        .is_err()
+    if aws_lc_rs::constant_time::verify_slices_are_equal(
+        state.expose().as_bytes(),
+        cookie_state.as_bytes(),
+    )
+    .is_err()
     {
         return Err(Error::InvalidState("cookie_mismatch"));
     }
-    let started = store::take_state(
-        &services.db,
-        &random::sha256(state.as_bytes()),
-        &provider.id,
-    )
-    .await?
-    .ok_or(Error::InvalidState("unknown_or_used"))?;
+    let started = store::take_state(&services.db, &state.hash(), &provider.id)
+        .await?
+        .ok_or(Error::InvalidState("unknown_or_used"))?;
     let now = services.clock.now();
     if started.created_at + STATE_TTL < now {
         return Err(Error::InvalidState("expired"));
@@ -174,7 +172,7 @@ async fn complete(
         return Err(Error::FederationDenied("provider_error"));
     }
     let code = callback.code.ok_or(Error::FederationDenied("no_code"))?;
-    let (nonce, verifier) = derived(&services.federation, state);
+    let (nonce, verifier) = derived(&services.federation, state.expose());
     let exchange = Exchange {
         http: services.federation.http(),
         redirect_uri: redirect_uri(services, &provider.id),

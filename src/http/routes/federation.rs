@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::federation::sign_in::{self, Callback, STATE_TTL};
@@ -69,11 +69,8 @@ pub async fn start(
             query.client_id.as_deref(),
         )
         .await?;
-        let cookie = cookies::federation_cookie(
-            &id,
-            started.state.expose_secret(),
-            STATE_TTL.whole_seconds(),
-        );
+        let cookie =
+            cookies::federation_cookie(&id, started.state.expose(), STATE_TTL.whole_seconds());
         let location = HeaderValue::from_str(&started.authorization_url)
             .map_err(|_| Error::Internal(anyhow::anyhow!("authorization URL is not a header")))?;
         Ok::<_, Error>(
