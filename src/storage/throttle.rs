@@ -4,7 +4,6 @@ use time::OffsetDateTime;
 
 use crate::storage::users::{LOGIN_COLUMNS, LoginUser};
 
-/// The latest `blocked_until` among `scopes` of `subject`, if in the future.
 /// The state of `subject`'s counters before an attempt.
 #[derive(Debug, FromRow)]
 pub struct Standing {
