@@ -7,11 +7,12 @@
 //!   at every commit that revokes a session, disables or deletes an
 //!   account, or changes what a profile shows; each replica listens and
 //!   forgets that account.
-//! - A revocation made through authd (committed by `commit`) forgets its account here at once, then waits, briefly and
-//!   boundedly, until every listening replica has acknowledged forgetting
-//!   it (each answers a change with a notification on
-//!   `authd_user_forgotten`; the replicas expected to answer are the
-//!   listener connections the database reports). So when the caller hears
+//! - A revocation made through authd (committed by `commit`) forgets its
+//!   account here at once, then waits, briefly and boundedly, until every
+//!   listening replica has acknowledged forgetting it (each answers a
+//!   change with a notification on `authd_user_forgotten`; the replicas
+//!   expected to answer are the listener connections the database
+//!   reports). So when the caller hears
 //!   "done", no replica still trusts what it remembered. A replica that
 //!   does not answer within `ACK_WAIT` is logged; it forgets within
 //!   `MAX_AGE` at worst.

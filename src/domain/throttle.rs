@@ -98,6 +98,8 @@ impl Attempt {
         }
     }
 
+    /// Counts the failure in the caller's transaction, so it commits
+    /// together with the audit event that records it.
     pub async fn failed(
         &self,
         conn: &mut PgConnection,

@@ -132,8 +132,6 @@ pub async fn replace_roles(
     Ok(!was_admin || admins_remain(conn).await?)
 }
 
-/// Whether an enabled account still holds `admin` (checked inside the
-/// transaction that changed roles or disabled someone).
 /// Serialises, until commit, every change that could remove the last
 /// enabled admin (role changes, disabling), so that two of them cannot
 /// each count on the other's admin still being there.
@@ -144,6 +142,8 @@ pub async fn lock_admins(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// Whether an enabled account still holds `admin` (checked inside the
+/// transaction that changed roles or disabled someone).
 pub async fn admins_remain(conn: &mut PgConnection) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM user_roles r JOIN users u ON u.id = r.user_id

@@ -13,6 +13,13 @@ pub struct Standing {
     pub has_ip_counter: bool,
 }
 
+/// The standing of `subject`'s counters in scopes $2 (the IP's) and $3
+/// (the account's) at $4: a `Standing` row.
+const STANDING: &str =
+    "SELECT max(blocked_until) FILTER (WHERE blocked_until > $4) AS blocked_until,
+            coalesce(bool_or(scope = $2), false) AS has_ip_counter
+     FROM login_throttle WHERE subject = $1 AND scope IN ($2, $3)";
+
 pub async fn standing(
     db: impl PgExecutor<'_>,
     subject: &[u8],
@@ -20,17 +27,13 @@ pub async fn standing(
     account_scope: &str,
     now: OffsetDateTime,
 ) -> sqlx::Result<Standing> {
-    sqlx::query_as(
-        "SELECT max(blocked_until) FILTER (WHERE blocked_until > $4) AS blocked_until,
-                coalesce(bool_or(scope = $2), false) AS has_ip_counter
-         FROM login_throttle WHERE subject = $1 AND scope IN ($2, $3)",
-    )
-    .bind(subject)
-    .bind(ip_scope)
-    .bind(account_scope)
-    .bind(now)
-    .fetch_one(db)
-    .await
+    sqlx::query_as(STANDING)
+        .bind(subject)
+        .bind(ip_scope)
+        .bind(account_scope)
+        .bind(now)
+        .fetch_one(db)
+        .await
 }
 
 /// A login's account (found by address) and its counters' standing, in one
@@ -51,17 +54,14 @@ pub async fn standing_with_user(
     }
     let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {LOGIN_COLUMNS}, t.blocked_until, t.has_ip_counter
-         FROM users,
-              (SELECT max(blocked_until) FILTER (WHERE blocked_until > $5) AS blocked_until,
-                      coalesce(bool_or(scope = $3), false) AS has_ip_counter
-               FROM login_throttle WHERE subject = $2 AND scope IN ($3, $4)) AS t
-         WHERE users.email_key = $1"
+         FROM users, ({STANDING}) AS t
+         WHERE users.email_key = $5"
     ))
-    .bind(email_key)
     .bind(subject)
     .bind(ip_scope)
     .bind(account_scope)
     .bind(now)
+    .bind(email_key)
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| (r.user, r.standing)))

@@ -239,18 +239,6 @@ impl std::fmt::Debug for LoginUser {
 pub const LOGIN_COLUMNS: &str = "id, email_key, password_hash, email_verified,
     disabled_at IS NOT NULL AS disabled, mfa_enabled";
 
-pub async fn find_for_login(
-    db: impl PgExecutor<'_>,
-    email_key: &str,
-) -> sqlx::Result<Option<LoginUser>> {
-    sqlx::query_as(&format!(
-        "SELECT {LOGIN_COLUMNS} FROM users WHERE email_key = $1"
-    ))
-    .bind(email_key)
-    .fetch_optional(db)
-    .await
-}
-
 pub async fn find_for_login_by_id(
     db: impl PgExecutor<'_>,
     id: Uuid,
