@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Barrier;
 
+use crate::cpu::{CpuUse, Mark, Meter};
+
 /// Status 0 stands for a transport error (no HTTP answer).
 #[derive(Clone, Copy)]
 struct Sample {
@@ -21,12 +23,19 @@ pub struct Recorder {
     barrier: Arc<Barrier>,
     duration: Duration,
     deadline: Option<Instant>,
+    meter: Meter,
+    /// The CPU reading at the common start (setup is not measured).
+    start_mark: Arc<Mutex<Option<Mark>>>,
 }
 
 impl Recorder {
     /// Waits until every worker finished its setup, then starts the clock.
     pub async fn start(&mut self) {
-        self.barrier.wait().await;
+        if self.barrier.wait().await.is_leader()
+            && let Ok(mut mark) = self.start_mark.lock()
+        {
+            *mark = Some(self.meter.mark());
+        }
         self.deadline = Some(Instant::now() + self.duration);
     }
 
@@ -109,6 +118,8 @@ pub struct Run {
     workers: usize,
     seconds: f64,
     samples: Vec<Sample>,
+    /// Where the CPU went from the common start until every worker stopped.
+    pub cpu: Option<CpuUse>,
 }
 
 impl Run {
@@ -168,18 +179,20 @@ where
         workers: 0,
         seconds: duration.as_secs_f64(),
         samples,
+        cpu: None,
     }
 }
 
 /// Runs `workers` copies of `worker` (given its index and a recorder); each
 /// does its setup, calls `Recorder::start`, and loops while `running()`.
-pub async fn run<F, Fut>(workers: usize, duration: Duration, worker: F) -> Run
+pub async fn run<F, Fut>(meter: Meter, workers: usize, duration: Duration, worker: F) -> Run
 where
     F: Fn(usize, Recorder) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let shared = Arc::new(Mutex::new(Vec::new()));
     let barrier = Arc::new(Barrier::new(workers));
+    let start_mark = Arc::new(Mutex::new(None));
     let handles: Vec<_> = (0..workers)
         .map(|i| {
             let recorder = Recorder {
@@ -188,6 +201,8 @@ where
                 barrier: Arc::clone(&barrier),
                 duration,
                 deadline: None,
+                meter,
+                start_mark: Arc::clone(&start_mark),
             };
             tokio::spawn(worker(i, recorder))
         })
@@ -196,9 +211,11 @@ where
         let _ = handle.await;
     }
     let samples = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+    let start = start_mark.lock().ok().and_then(|mut m| m.take());
     Run {
         workers,
         seconds: duration.as_secs_f64(),
         samples,
+        cpu: start.and_then(|mark| meter.since(&mark)),
     }
 }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod baselines;
+mod cpu;
 mod floor;
 mod load;
 mod report;
@@ -133,6 +134,7 @@ fn result(scenario: &str, run: &load::Run, baseline: Option<(&str, f64)>) -> Sce
         baseline: baseline.map(|(name, _)| name.to_owned()),
         ratio: baseline.map(|(_, per_sec)| stats.throughput / per_sec.max(f64::EPSILON)),
         stats,
+        cpu: run.cpu,
     }
 }
 
@@ -168,6 +170,7 @@ async fn main() -> anyhow::Result<()> {
         client,
         base_url: system.base_url.clone(),
         users: args.users,
+        meter: cpu::Meter::new(args.url.is_none(), args.server_pid),
     };
 
     eprintln!("measuring baselines");
@@ -250,6 +253,7 @@ async fn main() -> anyhow::Result<()> {
         "mixed: logins saturating the pool; {} refresh/s and {} /v1/me/s offered",
         offered.refresh_per_sec, offered.me_per_sec
     );
+    // The logins' run spans the whole mixed load: its CPU is all of it.
     let (logins, refreshes, mes) = scenarios::mixed(&target, &offered, args.duration).await;
     let mixed = vec![
         result(
@@ -296,6 +300,7 @@ async fn main() -> anyhow::Result<()> {
         admitted,
         refused: flood_run.run.stats_where(|status| status != 200),
         server_rss_mib: flood_peak_kib as f64 / 1024.0,
+        cpu: flood_run.run.cpu,
     };
 
     stop.store(true, Ordering::Relaxed);

@@ -5,6 +5,7 @@ use serde::Serialize;
 use std::path::Path;
 
 use crate::baselines::Baselines;
+use crate::cpu::CpuUse;
 use crate::load::Stats;
 
 #[derive(Debug, Clone, Serialize)]
@@ -15,6 +16,9 @@ pub struct ScenarioResult {
     /// Which baseline the throughput is compared with, and the ratio.
     pub baseline: Option<String>,
     pub ratio: Option<f64>,
+    /// Where the CPU went while it ran (for the mixed load: all of it, on
+    /// its login row).
+    pub cpu: Option<CpuUse>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +43,7 @@ pub struct Flood {
     pub refused: Stats,
     /// Peak resident memory of the server during the flood.
     pub server_rss_mib: f64,
+    pub cpu: Option<CpuUse>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -170,13 +175,82 @@ pub fn markdown(report: &Report) -> String {
             f.server_rss_mib,
         ),
         String::new(),
+    ]);
+    out.extend(cpu_table(report));
+    out.extend([
+        String::new(),
         format!(
             "Peak resident memory of the server over the run: {:.1} MiB{}",
             report.max_rss_mib,
-            if report.in_process { " (in-process: includes the load generator)" } else { "" }
+            if report.in_process {
+                " (in-process: includes the load generator)"
+            } else {
+                ""
+            }
         ),
     ]);
     out.join("\n")
+}
+
+/// Average cores each group kept busy per scenario, and per successful
+/// request the milliseconds of CPU that hashing, the server's other
+/// threads and PostgreSQL spent.
+fn cpu_table(report: &Report) -> Vec<String> {
+    let generator = if report.in_process {
+        "(in authd)"
+    } else {
+        "load generator"
+    };
+    let mut out = vec![
+        String::new(),
+        "## Where the CPU went (average cores busy; CPU ms per successful request)".into(),
+        String::new(),
+        format!(
+            "| scenario | concurrency | hashing | authd other | PostgreSQL | {generator} | rest | idle | ms/ok: hashing | authd other | PostgreSQL |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |".into(),
+    ];
+    let flood = ScenarioResult {
+        scenario: "flood (admitted logins)".into(),
+        concurrency: report.flood.clients,
+        stats: report.flood.admitted.clone(),
+        baseline: None,
+        ratio: None,
+        cpu: report.flood.cpu,
+    };
+    let rows = report
+        .scenarios
+        .iter()
+        .chain(report.mixed.iter().take(1))
+        .chain(&report.mfa)
+        .chain(std::iter::once(&flood));
+    for r in rows {
+        let Some(c) = r.cpu else { continue };
+        // The mixed row's CPU is the whole mixed load's: no per-request split.
+        let (name, per_ok) = if r.scenario.starts_with("mixed") {
+            ("mixed (all of it)", None)
+        } else {
+            (
+                r.scenario.as_str(),
+                Some(r.stats.throughput).filter(|t| *t > 0.0),
+            )
+        };
+        let ms = |cores: f64| per_ok.map_or("-".into(), |t| format!("{:.3}", cores * 1000.0 / t));
+        out.push(format!(
+            "| {name} | {} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {} | {} | {} |",
+            r.concurrency,
+            c.hashing_cores,
+            c.server_other_cores,
+            c.postgres_cores,
+            c.generator_cores.map_or("-".into(), |g| format!("{g:.2}")),
+            c.rest_cores,
+            c.idle_cores,
+            ms(c.hashing_cores),
+            ms(c.server_other_cores),
+            ms(c.postgres_cores),
+        ));
+    }
+    out
 }
 
 pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@ use reqwest::Client;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+use crate::cpu::Meter;
 use crate::load::{self, Run};
 use crate::target::{MFA_SECRET, PASSWORD, mfa_user_email, user_email};
 
@@ -11,6 +12,8 @@ pub struct Target {
     pub client: Client,
     pub base_url: String,
     pub users: usize,
+    /// Measures where the CPU goes while each run's load is on.
+    pub meter: Meter,
 }
 
 /// (status, body) of one call; status 0 when no HTTP answer came.
@@ -71,7 +74,7 @@ async fn setup_login(target: &Target, i: usize) -> (String, String) {
 }
 
 pub async fn login_storm(target: &Target, workers: usize, duration: Duration) -> Run {
-    load::run(workers, duration, |w, mut rec| {
+    load::run(target.meter, workers, duration, |w, mut rec| {
         let target = target.clone();
         async move {
             rec.start().await;
@@ -88,7 +91,7 @@ pub async fn login_storm(target: &Target, workers: usize, duration: Duration) ->
 }
 
 pub async fn refresh(target: &Target, workers: usize, duration: Duration) -> Run {
-    load::run(workers, duration, |w, mut rec| {
+    load::run(target.meter, workers, duration, |w, mut rec| {
         let target = target.clone();
         async move {
             let (_, mut token) = setup_login(&target, w).await;
@@ -113,7 +116,7 @@ pub async fn refresh(target: &Target, workers: usize, duration: Duration) -> Run
 }
 
 pub async fn me(target: &Target, workers: usize, duration: Duration) -> Run {
-    load::run(workers, duration, |w, mut rec| {
+    load::run(target.meter, workers, duration, |w, mut rec| {
         let target = target.clone();
         async move {
             let (access, _) = setup_login(&target, w).await;
@@ -134,7 +137,7 @@ pub async fn jwks(target: &Target, workers: usize, duration: Duration) -> Run {
 
 /// Unauthenticated GETs of `path`, as fast as answered.
 async fn get_storm(target: &Target, path: &'static str, workers: usize, duration: Duration) -> Run {
-    load::run(workers, duration, |_, mut rec| {
+    load::run(target.meter, workers, duration, |_, mut rec| {
         let target = target.clone();
         async move {
             rec.start().await;
@@ -226,7 +229,7 @@ pub async fn login_storm_checked(
     use std::sync::atomic::{AtomicU64, Ordering};
     let rejected = Arc::new(AtomicU64::new(0));
     let with_retry_after = Arc::new(AtomicU64::new(0));
-    let run = load::run(workers, duration, |w, mut rec| {
+    let run = load::run(target.meter, workers, duration, |w, mut rec| {
         let target = target.clone();
         let rejected = Arc::clone(&rejected);
         let with_retry_after = Arc::clone(&with_retry_after);
@@ -270,7 +273,7 @@ pub async fn login_mfa(
     duration: Duration,
     accounts: usize,
 ) -> Run {
-    load::run(workers, duration, |w, mut rec| {
+    load::run(target.meter, workers, duration, |w, mut rec| {
         let target = target.clone();
         async move {
             rec.start().await;

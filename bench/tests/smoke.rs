@@ -63,6 +63,7 @@ fn check_report(output: &Output, out: &Path) {
         "| login+mfa |",
         "Overload",
         "Flood: 8 clients",
+        "Where the CPU went",
     ] {
         assert!(
             stdout.contains(heading),
@@ -89,6 +90,26 @@ fn check_report(output: &Output, out: &Path) {
             .as_f64()
             .unwrap_or(0.0)
             > 0.0
+    );
+    // The CPU meter saw the hashing pool work for logins, and PostgreSQL
+    // and the server's request threads work for refreshes; the load
+    // generator is told apart only when the server is another process.
+    let row = |name: &str, level: u64| {
+        scenarios
+            .iter()
+            .find(|s| s["scenario"] == name && s["concurrency"].as_u64() == Some(level))
+            .map(|s| s["cpu"].clone())
+            .unwrap_or_default()
+    };
+    let cores = |cpu: &serde_json::Value, group: &str| cpu[group].as_f64().unwrap_or(0.0);
+    let (login, refresh) = (row("login", 2), row("refresh", 1));
+    assert!(cores(&login, "hashing_cores") > 0.0, "{login}");
+    assert!(cores(&refresh, "postgres_cores") > 0.0, "{refresh}");
+    assert!(cores(&refresh, "server_other_cores") > 0.0, "{refresh}");
+    assert_eq!(
+        refresh["generator_cores"].is_number(),
+        !json["in_process"].as_bool().unwrap_or(true),
+        "{refresh}"
     );
     let svg = std::fs::read_to_string(out.join("results.svg")).expect("results.svg");
     assert!(svg.starts_with("<svg") && svg.contains("throughput"));
