@@ -9,7 +9,12 @@ use tokio::sync::Barrier;
 
 use crate::cpu::{CpuUse, Mark, Meter};
 
-/// Status 0 stands for a transport error (no HTTP answer).
+/// The status recorded for an open-loop call that was due but could not be
+/// sent (nothing to send it with): the generator's limit, not the server's.
+pub const NOT_SENT: u16 = 1;
+
+/// Status 0 stands for a transport error (no HTTP answer), `NOT_SENT` for
+/// a call the load generator could not make.
 #[derive(Clone, Copy)]
 struct Sample {
     micros: u64,
@@ -69,7 +74,8 @@ pub struct Stats {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-    /// Non-2xx answers by status ("transport" for no answer).
+    /// Non-2xx answers by status ("transport" for no answer, "not sent"
+    /// for calls the generator could not make).
     pub errors: BTreeMap<String, u64>,
 }
 
@@ -91,10 +97,10 @@ impl Stats {
             .count() as u64;
         let mut errors = BTreeMap::new();
         for sample in samples.iter().filter(|s| !(200..300).contains(&s.status)) {
-            let key = if sample.status == 0 {
-                "transport".to_owned()
-            } else {
-                sample.status.to_string()
+            let key = match sample.status {
+                0 => "transport".to_owned(),
+                NOT_SENT => "not sent".to_owned(),
+                status => status.to_string(),
             };
             *errors.entry(key).or_insert(0) += 1;
         }
