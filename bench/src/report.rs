@@ -210,35 +210,39 @@ fn cpu_table(report: &Report) -> Vec<String> {
         ),
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |".into(),
     ];
-    let flood = ScenarioResult {
-        scenario: "flood (admitted logins)".into(),
-        concurrency: report.flood.clients,
-        stats: report.flood.admitted.clone(),
-        baseline: None,
-        ratio: None,
-        cpu: report.flood.cpu,
+    // (name, concurrency, ok/s to divide by, CPU). The mixed row's CPU is
+    // the whole mixed load's: no per-request split.
+    let per_request = |r: &ScenarioResult| {
+        (
+            r.scenario.clone(),
+            r.concurrency,
+            Some(r.stats.throughput),
+            r.cpu,
+        )
     };
+    let mixed = report
+        .mixed
+        .first()
+        .map(|r| ("mixed (all of it)".to_owned(), r.concurrency, None, r.cpu));
+    let flood = (
+        "flood (admitted logins)".to_owned(),
+        report.flood.clients,
+        Some(report.flood.admitted.throughput),
+        report.flood.cpu,
+    );
     let rows = report
         .scenarios
         .iter()
-        .chain(report.mixed.iter().take(1))
-        .chain(&report.mfa)
-        .chain(std::iter::once(&flood));
-    for r in rows {
-        let Some(c) = r.cpu else { continue };
-        // The mixed row's CPU is the whole mixed load's: no per-request split.
-        let (name, per_ok) = if r.scenario.starts_with("mixed") {
-            ("mixed (all of it)", None)
-        } else {
-            (
-                r.scenario.as_str(),
-                Some(r.stats.throughput).filter(|t| *t > 0.0),
-            )
-        };
+        .map(per_request)
+        .chain(mixed)
+        .chain(report.mfa.iter().map(per_request))
+        .chain([flood]);
+    for (name, concurrency, per_sec, cpu) in rows {
+        let Some(c) = cpu else { continue };
+        let per_ok = per_sec.filter(|t| *t > 0.0);
         let ms = |cores: f64| per_ok.map_or("-".into(), |t| format!("{:.3}", cores * 1000.0 / t));
         out.push(format!(
-            "| {name} | {} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {} | {} | {} |",
-            r.concurrency,
+            "| {name} | {concurrency} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {} | {} | {} |",
             c.hashing_cores,
             c.server_other_cores,
             c.postgres_cores,

@@ -72,8 +72,8 @@ impl Attempt {
         Ok(store::standing(db, &self.subject, &self.ip_scope, ACCOUNT_SCOPE, now).await?)
     }
 
-    /// The account whose address has `email_key` and the standing of this
-    /// attempt's counters: one round trip when the account exists.
+    /// The account whose address has `email_key`, if any, and the standing
+    /// of this attempt's counters, in one round trip.
     pub async fn read_with_user(
         &self,
         db: &PgPool,
@@ -81,10 +81,7 @@ impl Attempt {
         now: OffsetDateTime,
     ) -> Result<(Option<LoginUser>, Standing)> {
         let keys = (&self.subject[..], self.ip_scope.as_str(), ACCOUNT_SCOPE);
-        match store::standing_with_user(db, email_key, keys, now).await? {
-            Some((user, standing)) => Ok((Some(user), standing)),
-            None => Ok((None, self.read(db, now).await?)),
-        }
+        Ok(store::standing_with_user(db, email_key, keys, now).await?)
     }
 
     /// Refuses the attempt while one of its counters is blocked.

@@ -24,6 +24,13 @@ pub struct StoredEvent {
     pub hash: Vec<u8>,
 }
 
+impl StoredEvent {
+    /// The account whose personal fields these are: the subject, else the actor.
+    pub fn owner(&self) -> Option<Uuid> {
+        self.subject_user_id.or(self.actor_user_id)
+    }
+}
+
 const COLUMNS: &str = "seq, occurred_at, event_type, actor_user_id, subject_user_id, client_ip, \
                        user_agent, request_id, outcome, details, personal_enc, prev_hash, hash";
 

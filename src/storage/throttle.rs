@@ -1,6 +1,7 @@
 //! Failed-login counters per (subject, scope); see the migration for the keys.
-use sqlx::{FromRow, PgExecutor};
+use sqlx::{FromRow, PgExecutor, Row};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::storage::users::{LOGIN_COLUMNS, LoginUser};
 
@@ -36,35 +37,31 @@ pub async fn standing(
         .await
 }
 
-/// A login's account (found by address) and its counters' standing, in one
-/// round trip; `None` when no account has that address (the caller then
-/// asks `standing` alone).
+/// A login's account (found by address; `None` when no account has it)
+/// and its counters' standing, in one round trip either way, so an
+/// unknown address costs exactly what a known one does.
 pub async fn standing_with_user(
     db: impl PgExecutor<'_>,
     email_key: &str,
     (subject, ip_scope, account_scope): (&[u8], &str, &str),
     now: OffsetDateTime,
-) -> sqlx::Result<Option<(LoginUser, Standing)>> {
-    #[derive(FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        user: LoginUser,
-        #[sqlx(flatten)]
-        standing: Standing,
-    }
-    let row: Option<Row> = sqlx::query_as(&format!(
+) -> sqlx::Result<(Option<LoginUser>, Standing)> {
+    let row = sqlx::query(&format!(
         "SELECT {LOGIN_COLUMNS}, t.blocked_until, t.has_ip_counter
-         FROM users, ({STANDING}) AS t
-         WHERE users.email_key = $5"
+         FROM ({STANDING}) AS t LEFT JOIN users ON users.email_key = $5"
     ))
     .bind(subject)
     .bind(ip_scope)
     .bind(account_scope)
     .bind(now)
     .bind(email_key)
-    .fetch_optional(db)
+    .fetch_one(db)
     .await?;
-    Ok(row.map(|r| (r.user, r.standing)))
+    let user = match row.try_get::<Option<Uuid>, _>("id")? {
+        Some(_) => Some(LoginUser::from_row(&row)?),
+        None => None,
+    };
+    Ok((user, Standing::from_row(&row)?))
 }
 
 /// Counts one failure, starting over when the last one is older than `window_start`.

@@ -12,6 +12,7 @@ use crate::domain::audit::{AuditLog, Context, Event, Kind};
 use crate::domain::services::Services;
 use crate::error::Result;
 use crate::storage::admin as store;
+use crate::storage::audit::StoredEvent;
 
 pub struct Entry {
     pub seq: i64,
@@ -45,10 +46,7 @@ pub async fn list(
     let mut events =
         store::audit_page(&services.db, before, filter.kind, filter.user_id, limit + 1).await?;
     let next = crate::domain::paging::trim(&mut events, limit).map(|e| e.seq);
-    let mut owners: Vec<Uuid> = events
-        .iter()
-        .filter_map(|e| e.subject_user_id.or(e.actor_user_id))
-        .collect();
+    let mut owners: Vec<Uuid> = events.iter().filter_map(StoredEvent::owner).collect();
     owners.sort_unstable();
     owners.dedup();
     let keys = services
@@ -58,10 +56,7 @@ pub async fn list(
         .await?;
     let mut entries = Vec::with_capacity(events.len());
     for e in events {
-        let key = e
-            .subject_user_id
-            .or(e.actor_user_id)
-            .and_then(|owner| keys.get(&owner));
+        let key = e.owner().and_then(|owner| keys.get(&owner));
         let (client_ip, user_agent) = AuditLog::personal(&e, key);
         entries.push(Entry {
             seq: e.seq,

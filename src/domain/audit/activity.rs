@@ -41,7 +41,7 @@ pub async fn activity(
     let events = events
         .into_iter()
         .map(|e| {
-            let owned = e.subject_user_id.or(e.actor_user_id) == Some(user_id);
+            let owned = e.owner() == Some(user_id);
             let (client_ip, user_agent) = AuditLog::personal(&e, key.as_ref().filter(|_| owned));
             ActivityEvent {
                 seq: e.seq,

@@ -148,6 +148,12 @@ pub struct Event {
 }
 
 impl Event {
+    /// The account the event's personal fields belong to: the subject,
+    /// else the actor (as `StoredEvent::owner` reads them back).
+    pub fn owner(&self) -> Option<Uuid> {
+        self.subject.or(self.actor)
+    }
+
     /// An action a user took on their own account.
     pub fn by_user(kind: Kind, user: Uuid, outcome: &'static str, details: Value) -> Self {
         Self {
@@ -202,8 +208,7 @@ impl AuditLog {
     ) -> Result<i64> {
         // Personal fields are sealed under their owner's key, read with the lock.
         let owner = event
-            .subject
-            .or(event.actor)
+            .owner()
             .filter(|_| ctx.ip.is_some() || ctx.user_agent.is_some());
         let head = store::lock_head(&mut *conn, owner).await?;
         let (sealed_key, occurred_at) = (head.owner_key, head.occurred_at);
@@ -273,7 +278,7 @@ impl AuditLog {
         let Some(sealed) = &event.personal_enc else {
             return (event.client_ip.map(|ip| ip.ip()), event.user_agent.clone());
         };
-        let owner = event.subject_user_id.or(event.actor_user_id);
+        let owner = event.owner();
         let opened = owner_key
             .zip(owner)
             .and_then(|(key, owner)| key.open(&personal_aad(event.seq, owner), sealed).ok())
