@@ -392,3 +392,79 @@ async fn users_see_only_their_own_activity_page_by_page() {
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Appends in another transaction that hold the chain while a login writes
+/// its session and event: each time the login's statement gets the lock,
+/// the head has moved on, so it writes nothing and tries again; after
+/// three such losses it waits for the lock. It then succeeds once: one
+/// session, one `login_succeeded`, one intact chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_that_loses_the_race_for_the_chain_tries_again() {
+    use authd::domain::audit::{Context, Event, Kind};
+    type Holder = sqlx::Transaction<'static, sqlx::Postgres>;
+    async fn hold(state: authd::state::AppState) -> Holder {
+        let mut tx = state.db.begin().await.unwrap();
+        let event = Event {
+            kind: Kind::SigningKeyRotated,
+            actor: None,
+            subject: None,
+            outcome: "success",
+            details: serde_json::json!({}),
+        };
+        state
+            .audit
+            .append(&mut tx, &Context::cli(), event)
+            .await
+            .unwrap();
+        tx
+    }
+    async fn waiting_for_chain(app: &TestApp) -> i64 {
+        app.count(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .await
+    }
+    async fn until_waiting(app: &TestApp, n: i64) {
+        for _ in 0..500 {
+            if waiting_for_chain(app).await == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("never {n} waiting for the chain");
+    }
+
+    let app = spawn_app().await;
+    app.create_user("racer@example.com").await;
+    let mut holder = hold(app.state.clone()).await;
+    let login = {
+        let (client, url) = (app.client.clone(), app.url("/v1/auth/login"));
+        let body = serde_json::json!({
+            "email": "racer@example.com", "password": PASSWORD, "client_type": "native"
+        });
+        tokio::spawn(async move { client.post(url).json(&body).send().await.unwrap() })
+    };
+    for _ in 0..3 {
+        until_waiting(&app, 1).await;
+        let next = tokio::spawn(hold(app.state.clone()));
+        until_waiting(&app, 2).await;
+        // The login is first in line: it finds the head moved and lets `next` in.
+        holder.commit().await.unwrap();
+        holder = next.await.unwrap();
+    }
+    until_waiting(&app, 1).await;
+    holder.commit().await.unwrap();
+    let response = login.await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let kinds: Vec<String> = events(&app).await.into_iter().map(|e| e.0).collect();
+    let expected = ["signup"]
+        .into_iter()
+        .chain(["signing_key_rotated"; 4])
+        .chain(["login_succeeded"]);
+    assert_eq!(kinds, expected.map(str::to_owned).collect::<Vec<_>>());
+    assert_eq!(verdict(&app).await, Verdict::Intact { events: 6 });
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM refresh_tokens").await, 1);
+}
