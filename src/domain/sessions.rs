@@ -19,8 +19,7 @@ use crate::domain::mfa::challenge::{self, Challenge};
 use crate::domain::refresh_tokens::PlainToken;
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
-use crate::storage::audit as audit_store;
-use crate::storage::sessions::{self as store, LiveSession, NewSession, Opened, Rotation};
+use crate::storage::sessions::{self as store, LiveSession, NewSession, Rotation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientType {
@@ -127,35 +126,13 @@ pub struct Opening<'a> {
     pub idp: Option<&'a str>,
 }
 
-/// Opens a session for a user who has just proved who they are. The
-/// session and its audit event are written by one statement, with no
-/// transaction around it (three round trips fewer than the transaction).
-/// Another append between reading the chain's head and that statement makes
-/// it fail with nothing written, and it is prepared again; after
-/// `UNLOCKED_ATTEMPTS` such races it takes the lock first, as `open_in` does.
+/// Opens a session for a user who has just proved who they are.
 pub async fn open_session(state: &Services, ctx: &Context, opening: Opening<'_>) -> Result<Issued> {
-    let (session, token, event) = prepare(state, ctx, &opening)?;
-    for _ in 0..UNLOCKED_ATTEMPTS {
-        let mut conn = state.db.acquire().await?;
-        let stored = state.audit.prepare(&mut conn, ctx, event.clone()).await?;
-        match store::open(&mut *conn, &session, &token.hash(), &stored).await {
-            Ok(opened) => {
-                let live = live_session(&session, &opening, opened);
-                return issue(state, opening.client, &live, token, state.clock.now());
-            }
-            Err(e) if audit_store::is_chain_moved(&e) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
     let mut tx = state.db.begin().await?;
-    let opened = open_locked(state, ctx, &mut tx, (&session, &token), event).await?;
+    let (live, token) = open_in(state, ctx, &mut tx, &opening).await?;
     tx.commit().await?;
-    let live = live_session(&session, &opening, opened);
     issue(state, opening.client, &live, token, state.clock.now())
 }
-
-/// Races for the audit chain a login may lose before it waits for the lock.
-const UNLOCKED_ATTEMPTS: usize = 3;
 
 /// `open_session` inside the caller's transaction (a federated sign-in
 /// sets roles and opens the session in one), returning what `issue`
@@ -166,41 +143,23 @@ pub async fn open_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     opening: &Opening<'_>,
 ) -> Result<(LiveSession, PlainToken)> {
-    let (session, token, event) = prepare(state, ctx, opening)?;
-    let opened = open_locked(state, ctx, tx, (&session, &token), event).await?;
-    Ok((live_session(&session, opening, opened), token))
-}
-
-/// Writes the session and its event after taking the chain's lock, which
-/// the caller's transaction holds until it ends.
-async fn open_locked(
-    state: &Services,
-    ctx: &Context,
-    conn: &mut sqlx::PgConnection,
-    (session, token): (&NewSession<'_>, &PlainToken),
-    event: Event,
-) -> Result<Opened> {
-    let stored = state.audit.prepare_locked(conn, ctx, event).await?;
-    Ok(store::open(conn, session, &token.hash(), &stored).await?)
-}
-
-/// The session to open, its first refresh token, and the event that
-/// records it.
-fn prepare<'a>(
-    state: &Services,
-    ctx: &'a Context,
-    opening: &'a Opening<'a>,
-) -> Result<(NewSession<'a>, PlainToken, Event)> {
+    let Opening {
+        user_id,
+        client_type,
+        client,
+        ref amr,
+        idp,
+    } = *opening;
     let auth = &state.settings.auth;
     let now = state.clock.now();
     let absolute_expires_at = now + Duration::seconds(auth.session_absolute_ttl_secs);
     let session = NewSession {
         id: Uuid::new_v4(),
-        user_id: opening.user_id,
-        client_type: opening.client_type.as_str(),
-        client_id: opening.client.stored_id(),
-        idp: opening.idp,
-        amr: &opening.amr,
+        user_id,
+        client_type: client_type.as_str(),
+        client_id: client.stored_id(),
+        idp,
+        amr,
         now,
         idle_expires_at: idle_expiry(state, now, absolute_expires_at),
         absolute_expires_at,
@@ -208,29 +167,35 @@ fn prepare<'a>(
         user_agent: ctx.user_agent.as_deref(),
         admin_max_secs: state.settings.admin.session_max_secs,
     };
+    let token = PlainToken::generate()?;
+    let (roles, absolute_expires_at) = store::open(&mut **tx, &session, &token.hash()).await?;
     let mut details = json!({
         "session_id": session.id,
-        "client_type": session.client_type,
-        "client_id": opening.client.id,
+        "client_type": client_type.as_str(),
+        "client_id": client.id,
     });
-    if let Some(idp) = opening.idp {
+    if let Some(idp) = idp {
         details["idp"] = json!(idp);
     }
-    let event = Event::by_user(Kind::LoginSucceeded, opening.user_id, "success", details);
-    Ok((session, PlainToken::generate()?, event))
-}
-
-fn live_session(session: &NewSession<'_>, opening: &Opening<'_>, opened: Opened) -> LiveSession {
-    LiveSession {
+    state
+        .audit
+        .append(
+            tx,
+            ctx,
+            Event::by_user(Kind::LoginSucceeded, user_id, "success", details),
+        )
+        .await?;
+    let live = LiveSession {
         id: session.id,
-        user_id: session.user_id,
-        amr: opening.amr.clone(),
-        auth_time: session.now,
-        absolute_expires_at: opened.absolute_expires_at,
-        roles: opened.roles,
-        client_id: session.client_id.map(str::to_owned),
-        idp: session.idp.map(str::to_owned),
-    }
+        user_id,
+        amr: amr.clone(),
+        auth_time: now,
+        absolute_expires_at,
+        roles,
+        client_id: client.stored_id().map(str::to_owned),
+        idp: idp.map(str::to_owned),
+    };
+    Ok((live, token))
 }
 
 fn idle_expiry(state: &Services, now: OffsetDateTime, absolute: OffsetDateTime) -> OffsetDateTime {

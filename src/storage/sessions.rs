@@ -3,8 +3,6 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::storage::audit::{self, StoredEvent};
-
 pub struct NewSession<'a> {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -22,31 +20,16 @@ pub struct NewSession<'a> {
     pub admin_max_secs: i64,
 }
 
-/// What `open` returns: the user's roles for the first access token, and
-/// the session's absolute expiry.
-#[derive(FromRow)]
-pub struct Opened {
-    pub roles: Vec<String>,
-    pub absolute_expires_at: OffsetDateTime,
-}
-
-/// Opens a session with its first refresh token, and appends `event`, in
-/// one statement (one round trip; without a transaction around it, the
-/// statement is one): the absolute expiry is capped at `admin_max_secs` for
-/// an account with an admin-plane role (the idle expiry never outlives it).
-/// Fails with nothing written when `event`'s predecessor is no longer the
-/// last event (`storage::audit::is_chain_moved`).
+/// Opens a session with its first refresh token in one statement (one round
+/// trip): the user's roles for the first access token, and the absolute
+/// expiry, capped at `admin_max_secs` for an account with an admin-plane
+/// role (the idle expiry never outlives it).
 pub async fn open(
     db: impl PgExecutor<'_>,
     s: &NewSession<'_>,
     token_hash: &[u8],
-    event: &StoredEvent,
-) -> sqlx::Result<Opened> {
-    let chained = audit::chained_insert(
-        14,
-        "SELECT (SELECT count(*) FROM token) + (SELECT count(*) FROM seen)",
-    );
-    let sql = format!(
+) -> sqlx::Result<(Vec<String>, OffsetDateTime)> {
+    sqlx::query_as(
         "WITH roles AS (
              SELECT ARRAY(SELECT role FROM user_roles WHERE user_id = $2 ORDER BY role) AS names
          ), expiry AS (
@@ -63,28 +46,26 @@ pub async fn open(
          ), token AS (
              INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, issued_at)
              SELECT $8, id, NULL, $5 FROM session
-             RETURNING session_id
          ), seen AS (
              UPDATE users SET last_login_at = $5 WHERE id = $2
-             RETURNING id
-         ), {chained}
-         SELECT roles.names AS roles, expiry.absolute AS absolute_expires_at FROM roles, expiry"
-    );
-    let query = sqlx::query_as(&sql)
-        .bind(s.id)
-        .bind(s.user_id)
-        .bind(s.client_type)
-        .bind(s.amr)
-        .bind(s.now)
-        .bind(s.idle_expires_at)
-        .bind(s.absolute_expires_at)
-        .bind(token_hash)
-        .bind(s.client_ip)
-        .bind(s.user_agent)
-        .bind(s.admin_max_secs as f64)
-        .bind(s.client_id)
-        .bind(s.idp);
-    audit::bind_chained(query, event).fetch_one(db).await
+         )
+         SELECT roles.names, expiry.absolute FROM roles, expiry",
+    )
+    .bind(s.id)
+    .bind(s.user_id)
+    .bind(s.client_type)
+    .bind(s.amr)
+    .bind(s.now)
+    .bind(s.idle_expires_at)
+    .bind(s.absolute_expires_at)
+    .bind(token_hash)
+    .bind(s.client_ip)
+    .bind(s.user_agent)
+    .bind(s.admin_max_secs as f64)
+    .bind(s.client_id)
+    .bind(s.idp)
+    .fetch_one(db)
+    .await
 }
 
 /// A session with what a refresh needs to mint the next access token.

@@ -10,10 +10,7 @@
 //! a master-key rotation re-seals it without breaking the chain. Appends take
 //! a transaction-scoped lock, so sequence numbers have no forks or gaps; they
 //! run inside the caller's transaction (atomic with the action) and always
-//! as its last statement, never across an Argon2 call. A login instead
-//! writes its event in the statement that opens the session, with no
-//! transaction around it (`prepare`): the lock is then taken and the head
-//! checked inside that statement, and a login that lost the race retries.
+//! as its last statement, never across an Argon2 call.
 use serde_json::Value;
 use sqlx::types::ipnetwork::IpNetwork;
 use sqlx::{PgConnection, PgPool};
@@ -30,7 +27,7 @@ use canonical::{canonical, personal_aad};
 use crate::crypto::DataKey;
 use crate::domain::user_keys::UserKeys;
 use crate::error::Result;
-use crate::storage::audit::{self as store, Head, StoredEvent};
+use crate::storage::audit::{self as store, StoredEvent};
 use serde::{Deserialize, Serialize};
 
 const KEY_PURPOSE: &str = "audit-hmac";
@@ -209,52 +206,11 @@ impl AuditLog {
         ctx: &Context,
         event: Event,
     ) -> Result<i64> {
-        let stored = self.prepare_locked(conn, ctx, event).await?;
-        store::insert(&mut *conn, &stored).await?;
-        Ok(stored.seq)
-    }
-
-    /// `event` chained on the head, for the caller's transaction to write
-    /// before it commits (the lock is held until then).
-    pub async fn prepare_locked(
-        &self,
-        conn: &mut PgConnection,
-        ctx: &Context,
-        event: Event,
-    ) -> Result<StoredEvent> {
-        let head = store::lock_head(&mut *conn, sealing_owner(ctx, &event)).await?;
-        self.build(conn, ctx, event, head).await
-    }
-
-    /// `event` chained on the head as it is now, without the lock, for a
-    /// statement that writes it with its action
-    /// (`storage::audit::chained_insert`) and fails with nothing written if
-    /// another append came first; prepare it again then.
-    pub async fn prepare(
-        &self,
-        conn: &mut PgConnection,
-        ctx: &Context,
-        event: Event,
-    ) -> Result<StoredEvent> {
-        let head = store::read_head(&mut *conn, sealing_owner(ctx, &event)).await?;
-        self.build(conn, ctx, event, head).await
-    }
-
-    /// The event as stored: numbered after `head`, its personal fields
-    /// sealed under its owner's key, its hash chained on the head's.
-    async fn build(
-        &self,
-        conn: &mut PgConnection,
-        ctx: &Context,
-        event: Event,
-        head: Head,
-    ) -> Result<StoredEvent> {
-        let owner = sealing_owner(ctx, &event);
-        if owner.is_some() && head.key_owner != owner {
-            return Err(crate::Error::Internal(anyhow::anyhow!(
-                "the audit head was read for another account's key"
-            )));
-        }
+        // Personal fields are sealed under their owner's key, read with the lock.
+        let owner = event
+            .owner()
+            .filter(|_| ctx.ip.is_some() || ctx.user_agent.is_some());
+        let head = store::lock_head(&mut *conn, owner).await?;
         let (sealed_key, occurred_at) = (head.owner_key, head.occurred_at);
         let (seq, prev_hash) = match head.head_seq.zip(head.head_hash) {
             Some((seq, hash)) => (seq + 1, hash),
@@ -284,7 +240,8 @@ impl AuditLog {
             hash: Vec::new(),
         };
         stored.hash = self.chain_hash(&stored)?.to_vec();
-        Ok(stored)
+        store::insert(&mut *conn, &stored).await?;
+        Ok(seq)
     }
 
     /// The client IP and user agent sealed under the account's key, for an
@@ -386,14 +343,6 @@ impl AuditLog {
             Err(e) => Some(format!("the event cannot be encoded: {e}")),
         }
     }
-}
-
-/// The account whose data key seals `event`'s personal fields: its owner,
-/// when the request has any (client IP or user agent).
-fn sealing_owner(ctx: &Context, event: &Event) -> Option<Uuid> {
-    event
-        .owner()
-        .filter(|_| ctx.ip.is_some() || ctx.user_agent.is_some())
 }
 
 #[derive(Debug, PartialEq, Eq)]
