@@ -28,6 +28,8 @@ WORKDIR /build
 #    The benchmark is a workspace member: its manifest must be there for
 #    cargo to load the workspace, though only the service is built.
 COPY Cargo.toml Cargo.lock ./
+# Rebuilds the crate when migrations/ changes (sqlx::migrate! embeds it).
+COPY build.rs ./
 # Build-time jemalloc options (huge pages for Argon2's working area).
 COPY .cargo ./.cargo
 COPY bench/Cargo.toml bench/
