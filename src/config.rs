@@ -134,6 +134,11 @@ pub struct PasswordSettings {
     pub pool_max_wait_ms: u64,
     /// Nice of the hashing threads (see `scheduling`).
     pub pool_nice: i32,
+    /// How long a login or signup shed before its body is read waits
+    /// before its 503: each flooding connection then sends at most one
+    /// request per this many milliseconds, so refusals stop taking the CPU
+    /// that hashing needs. 0 answers at once.
+    pub shed_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -348,6 +353,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// Longest `password.shed_delay_ms`: beyond it a refused client would
+/// rather time out than learn to come back later.
+const MAX_SHED_DELAY_MS: u64 = 5000;
+
 impl Settings {
     /// Loads `default.toml` + `<profile>.toml` from `dir`, then the environment.
     pub fn load(profile: Profile, dir: &Path) -> anyhow::Result<Self> {
@@ -409,6 +418,10 @@ impl Settings {
             "auth.refresh_reuse_leeway_secs must not be negative"
         );
         anyhow::ensure!(p.pool_queue > 0, "password.pool_queue must be positive");
+        anyhow::ensure!(
+            p.shed_delay_ms <= MAX_SHED_DELAY_MS,
+            "password.shed_delay_ms must be at most {MAX_SHED_DELAY_MS}"
+        );
         self.validate_mail()?;
         self.validate_federation()?;
         anyhow::ensure!(

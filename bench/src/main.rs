@@ -316,6 +316,7 @@ async fn main() -> anyhow::Result<()> {
             "pool_threads": pool_threads,
             "pool_queue": settings.password.pool_queue,
             "pool_max_wait_ms": settings.password.pool_max_wait_ms,
+            "shed_delay_ms": settings.password.shed_delay_ms,
             "db_max_connections": settings.database.max_connections,
             "flood_clients": args.flood_clients,
             "mixed_refresh_rate": args.mixed_refresh_rate,

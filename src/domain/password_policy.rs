@@ -72,6 +72,7 @@ mod tests {
             pool_threads: 1,
             pool_queue: 1,
             pool_max_wait_ms: 1000,
+            shed_delay_ms: 0,
             pool_nice: 0,
         }
     }

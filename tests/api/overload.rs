@@ -107,3 +107,33 @@ async fn a_full_pool_refuses_logins_and_signups_before_reading_them() {
     let login = app.login("shed@example.com", PASSWORD, "native").await;
     assert_eq!(login.status(), StatusCode::OK);
 }
+
+/// With `password.shed_delay_ms`, a shed login still gets the same 503 with
+/// Retry-After, only not before the delay: a flooding connection that
+/// retries at once sends one request per delay instead of as fast as
+/// refusals come back. Once the pool has room, the login goes through.
+#[tokio::test]
+async fn shed_refusals_wait_out_the_configured_delay() {
+    const DELAY: std::time::Duration = std::time::Duration::from_millis(400);
+    let app = spawn_with(|s| {
+        s.password.pool_threads = 1;
+        s.password.pool_queue = 1;
+        s.password.shed_delay_ms = DELAY.as_millis() as u64;
+    })
+    .await;
+    app.create_user("slow@example.com").await;
+    let pool = app.state.passwords.pool();
+    let held = [pool.reserve().unwrap(), pool.reserve().unwrap()];
+
+    let started = std::time::Instant::now();
+    let refused = app.login("slow@example.com", PASSWORD, "native").await;
+    let waited = started.elapsed();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(error_code(refused).await.1, "overloaded");
+    assert!(waited >= DELAY, "answered after {waited:?}");
+
+    drop(held);
+    let login = app.login("slow@example.com", PASSWORD, "native").await;
+    assert_eq!(login.status(), StatusCode::OK);
+}
