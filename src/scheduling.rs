@@ -4,12 +4,12 @@
 //! `http.worker_nice`). Linux shares a contended core between runnable
 //! threads in proportion to their nice weights (nice 0 weighs 1024, each
 //! step about 1.25× less), and gives idle cycles to whoever wants them. So
-//! with the pool at nice 0 and the workers at nice 5, hashing keeps about
-//! three quarters of the machine however many requests arrive (a flood of
-//! refusals cannot starve logins), the workers keep a quarter however many
-//! logins wait (refresh and /v1/me keep answering), and either takes all
-//! of it when the other is idle. docs/performance.md has the alternatives
-//! measured.
+//! with both at nice 0 (the default; one thread of each kind per core),
+//! hashing keeps about half the machine however many requests arrive (a
+//! flood of refusals cannot starve logins), the workers keep half however
+//! many logins wait (refresh and /v1/me keep answering), and either takes
+//! all of it when the other is idle; workers at nice 5 would leave hashing
+//! about three quarters. docs/performance.md has the alternatives measured.
 //!
 //! A thread can only set its own nice (and, unprivileged, only raise it),
 //! and tokio's workers start before the configuration is read: so each
