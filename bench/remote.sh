@@ -2,7 +2,8 @@
 # Measures a release `authd serve` from a separate load-generator process:
 # starts the server on a fresh database (test profile, rate limits lifted
 # since the load comes from one address), runs `authd-bench --url` against
-# it, then stops the server and drops the database. Extra AUTHD_* variables
+# it, then stops the server and drops the database (BENCH_PG_SOCKET_DIR:
+# connect over PostgreSQL's Unix socket instead of TCP). Extra AUTHD_* variables
 # in the environment reach the server (e.g. AUTHD_HTTP__WORKER_NICE=0), and
 # arguments go to authd-bench.
 #
@@ -15,7 +16,14 @@ name="authd_perf_$$"
 dir="$(mktemp -d)"
 port=18080
 export AUTHD_PROFILE=test
-export AUTHD_DATABASE__URL="postgres://postgres@127.0.0.1:5432/$name"
+# PostgreSQL over TCP (with TLS where the server offers it), or over its
+# Unix socket when BENCH_PG_SOCKET_DIR names the socket's directory (e.g.
+# /var/run/postgresql), as the README advises for a PostgreSQL on the same host.
+if [ -n "${BENCH_PG_SOCKET_DIR:-}" ]; then
+  export AUTHD_DATABASE__URL="postgres://postgres@localhost/$name?host=$BENCH_PG_SOCKET_DIR"
+else
+  export AUTHD_DATABASE__URL="postgres://postgres@127.0.0.1:5432/$name"
+fi
 export AUTHD_SECRETS__MASTER_KEY_FILE="$dir/master.key"
 export AUTHD_HTTP__ADDR="127.0.0.1:$port"
 export AUTHD_HTTP__ADMIN_ADDR="127.0.0.1:$((port + 1))"
