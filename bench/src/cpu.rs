@@ -81,22 +81,16 @@ impl Meter {
         let cores = |ticks: u64| ticks as f64 / TICKS_PER_SEC / seconds;
         let d = |f: fn(&Ticks) -> u64| f(&after).saturating_sub(f(&before));
         let (hashing, server, postgres) = (d(|t| t.hashing), d(|t| t.server), d(|t| t.postgres));
-        let generator = if self.in_process {
-            0
-        } else {
-            d(|t| t.generator)
-        };
-        let busy = d(|t| t.machine_busy);
-        let all = d(|t| t.machine_all).max(1);
-        let idle_share = all.saturating_sub(busy) as f64 / all as f64;
-        let machine_cores = cores(all);
+        // In-process, the generator's ticks are already the server's.
+        let generator = (!self.in_process).then(|| d(|t| t.generator));
+        let (busy, all) = (d(|t| t.machine_busy), d(|t| t.machine_all));
         Some(CpuUse {
             hashing_cores: cores(hashing),
             server_other_cores: cores(server.saturating_sub(hashing)),
             postgres_cores: cores(postgres),
-            generator_cores: (!self.in_process).then(|| cores(generator)),
-            rest_cores: cores(busy.saturating_sub(server + postgres + generator)),
-            idle_cores: idle_share * machine_cores,
+            generator_cores: generator.map(cores),
+            rest_cores: cores(busy.saturating_sub(server + postgres + generator.unwrap_or(0))),
+            idle_cores: cores(all.saturating_sub(busy)),
         })
     }
 
