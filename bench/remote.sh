@@ -34,7 +34,11 @@ for limit in SIGNUP LOGIN REFRESH; do
 done
 export RUST_LOG=error
 
-target/release/authd serve &
+# In its own session, as a service manager or a container would start it:
+# where the kernel groups CPU time by session (autogroup,
+# /proc/sys/kernel/sched_autogroup_enabled), the load generator would
+# otherwise share authd's group and wait behind its hashing threads.
+setsid target/release/authd serve &
 server=$!
 cleanup() {
   kill "$server" 2>/dev/null || true
