@@ -133,3 +133,43 @@ async fn every_acknowledged_signup_survives_a_cut_in_the_middle_of_traffic() {
         "{verdict:?}"
     );
 }
+
+#[tokio::test]
+async fn the_pool_replaces_connections_that_broke_while_idle() {
+    let (app, proxy) = spawn_behind_proxy(|_| {}).await;
+    // A pool of authd's own making, through the proxy, that nothing else
+    // uses (the app's background tasks would tidy its broken connections).
+    let url: sqlx::postgres::PgConnectOptions = database_url(&app.db_name).parse().unwrap();
+    let pool = authd::storage::db::pool_options(&app.state.settings.database)
+        .connect_with(url.host("127.0.0.1").port(proxy.addr.port()))
+        .await
+        .unwrap();
+    drop(hold(&pool, 3).await);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.num_idle() < 3 {
+        assert!(Instant::now() < deadline, "connections not returned");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // PostgreSQL goes away and comes back while the pool sits idle: every
+    // pooled connection is now dead, and nothing has noticed yet.
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.restore().await;
+    tokio::time::sleep(authd::storage::db::PING_AFTER_IDLE).await;
+    for _ in 0..3 {
+        let one: i32 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+    }
+}
+
+/// `n` connections taken out of `pool` at once, so that it opens `n`.
+async fn hold(pool: &sqlx::PgPool, n: usize) -> Vec<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(pool.acquire().await.unwrap());
+    }
+    held
+}
