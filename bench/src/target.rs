@@ -10,7 +10,6 @@ use authd::crypto::MasterKey;
 use authd::startup::Application;
 use authd::state::AppState;
 use secrecy::SecretString;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::path::Path;
 use std::sync::Arc;
@@ -63,8 +62,9 @@ impl Remote {
         pid: Option<u32>,
     ) -> anyhow::Result<System> {
         let settings = Settings::load(profile, config_dir)?;
-        let db = PgPoolOptions::new()
-            .max_connections(settings.database.max_connections)
+        // authd's own pool settings, so that the refresh transaction
+        // baseline pays for a checkout what the server pays.
+        let db = authd::storage::db::pool_options(&settings.database)
             .connect(database_url)
             .await
             .context("connect to the remote authd's database")?;
@@ -109,8 +109,7 @@ impl Local {
         // The flood comes from one address.
         settings.http.max_connections_per_peer = 4096;
         settings.log.level = "error".into();
-        let db = PgPoolOptions::new()
-            .max_connections(settings.database.max_connections)
+        let db = authd::storage::db::pool_options(&settings.database)
             .connect(&database_url(admin_url, &db_name))
             .await?;
         authd::storage::db::migrate(&db).await?;
