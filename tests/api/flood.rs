@@ -13,7 +13,7 @@ struct Served {
     child: Child,
     addr: SocketAddr,
     admin_addr: SocketAddr,
-    _db: (String, sqlx::PgPool),
+    db: (String, sqlx::PgPool),
 }
 
 /// `authd serve` with the test profile's defaults, under `ulimit -n`
@@ -52,7 +52,7 @@ async fn serve(nofile: Option<u32>) -> Served {
         child,
         addr,
         admin_addr,
-        _db: (name, pool),
+        db: (name, pool),
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while get(&served, "127.0.0.1", "/healthz").await != Some(200) {
@@ -116,6 +116,8 @@ async fn stop(mut served: Served) -> String {
     let mut stderr = String::new();
     let mut pipe = served.child.stderr.take().unwrap();
     let _ = pipe.read_to_string(&mut stderr).await;
+    let (name, pool) = served.db;
+    drop_database(pool, &name).await;
     stderr
 }
 
