@@ -3,10 +3,8 @@
 use argon2::password_hash::PasswordHash;
 use authd::config::PasswordSettings;
 use authd::domain::audit::Context;
-use authd::domain::refresh_tokens::PlainToken;
 use authd::domain::sessions;
 use authd::state::AppState;
-use authd::storage::sessions::{self as store, NewSession};
 use jsonwebtoken::Validation;
 use serde::Serialize;
 use std::sync::Arc;
@@ -171,24 +169,23 @@ async fn refresh_loop(
     deadline: Instant,
     count: &AtomicU64,
 ) -> anyhow::Result<()> {
-    let now = OffsetDateTime::now_utc();
-    let amr = vec!["pwd".to_owned()];
-    let session = NewSession {
-        id: Uuid::new_v4(),
+    // A session opened as a login opens it; only its refreshes are timed.
+    let client = state
+        .clients
+        .stored(&state.db, None)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no default client"))?;
+    let opening = sessions::Opening {
         user_id,
-        client_type: "native",
-        client_id: None,
+        client_type: sessions::ClientType::Native,
+        client: &client,
+        amr: vec!["pwd".to_owned()],
         idp: None,
-        amr: &amr,
-        now,
-        idle_expires_at: now + time::Duration::days(30),
-        absolute_expires_at: now + time::Duration::days(90),
-        client_ip: None,
-        user_agent: None,
-        admin_max_secs: 14400,
     };
-    let mut token = PlainToken::generate()?;
-    store::open(&state.db, &session, &token.hash()).await?;
+    let opened = sessions::open_session(state, &Context::default(), opening)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening a session: {e}"))?;
+    let mut token = opened.refresh_token;
     let ctx = Context::default();
     while Instant::now() < deadline {
         let (_, child) = sessions::rotate(state, &ctx, &token, OffsetDateTime::now_utc())
