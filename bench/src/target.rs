@@ -140,19 +140,37 @@ impl System {
             .await
             .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
         let count = i64::try_from(count)?;
-        sqlx::query(
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
             "INSERT INTO users (id, email, email_key, password_hash, email_verified, created_at, updated_at)
              SELECT gen_random_uuid(), 'bench-user-' || i || '@example.com', 'bench-user-' || i || '@example.com',
                     $1, true, now(), now()
-             FROM generate_series(0, $2 - 1) AS i",
+             FROM generate_series(0, $2 - 1) AS i
+             RETURNING id",
         )
         .bind(&hash)
         .bind(count)
-        .execute(&self.db)
+        .fetch_all(&self.db)
         .await?;
         sqlx::query("INSERT INTO user_roles (user_id, role, granted_at) SELECT id, 'user', now() FROM users")
             .execute(&self.db)
             .await?;
+        self.seed_user_keys(&ids).await
+    }
+
+    /// Gives each account the data key that signup creates with its first
+    /// audit event, so that a measured login is an ordinary login and not
+    /// the account's first audited event ever (which also creates its key).
+    async fn seed_user_keys(&self, ids: &[uuid::Uuid]) -> anyhow::Result<()> {
+        let now = self.state.clock.now();
+        let mut tx = self.db.begin().await?;
+        for id in ids {
+            self.state
+                .audit
+                .user_keys()
+                .open_or_create(&mut tx, *id, None, now)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -188,7 +206,7 @@ impl System {
         .bind(&sealed)
         .execute(&self.db)
         .await?;
-        Ok(())
+        self.seed_user_keys(&ids).await
     }
 
     pub async fn stop(self, keep_db: bool) -> anyhow::Result<()> {
