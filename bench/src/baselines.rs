@@ -32,27 +32,27 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Runs `work` on every core for `duration`; total calls per second.
+/// Runs `work` on every core for `duration`; total calls per second. Each
+/// thread's rate counts up to the end of its last call (which may end after
+/// `duration`), so slow calls are neither over- nor under-counted.
 fn on_all_cores(duration: Duration, work: impl Fn() + Send + Sync + 'static) -> f64 {
     let work = Arc::new(work);
-    let count = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + duration;
+    let start = Instant::now();
+    let deadline = start + duration;
     let threads: Vec<_> = (0..cores())
         .map(|_| {
             let work = Arc::clone(&work);
-            let count = Arc::clone(&count);
             std::thread::spawn(move || {
+                let mut calls = 0u64;
                 while Instant::now() < deadline {
                     work();
-                    count.fetch_add(1, Ordering::Relaxed);
+                    calls += 1;
                 }
+                calls as f64 / start.elapsed().as_secs_f64()
             })
         })
         .collect();
-    for thread in threads {
-        let _ = thread.join();
-    }
-    count.load(Ordering::Relaxed) as f64 / duration.as_secs_f64()
+    threads.into_iter().filter_map(|t| t.join().ok()).sum()
 }
 
 /// Argon2id verifications of `phc` per second on all cores: each thread
@@ -105,6 +105,48 @@ pub fn argon2_verify(
         });
         assert_eq!(out, expected, "the baseline must verify successfully");
     }))
+}
+
+/// Raw Argon2id just before and just after one scenario, which is then
+/// compared with their mean: a shared host's speed drifts by tens of
+/// percent within a minute (82-121 verify/s across one hour's runs on this
+/// project's machine), so a baseline taken minutes earlier would misstate
+/// the ratio either way.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Around {
+    pub before: f64,
+    pub after: f64,
+}
+
+impl Around {
+    pub fn mean(self) -> f64 {
+        (self.before + self.after) / 2.0
+    }
+}
+
+/// Measures raw Argon2id on demand, for `Around`.
+pub struct Argon2Probe {
+    pub settings: PasswordSettings,
+    pub phc: String,
+    pub duration: Duration,
+}
+
+impl Argon2Probe {
+    pub async fn measure(&self) -> anyhow::Result<f64> {
+        let (settings, phc, duration) = (self.settings.clone(), self.phc.clone(), self.duration);
+        tokio::task::spawn_blocking(move || argon2_verify(&settings, &phc, duration)).await?
+    }
+
+    /// Runs `scenario` between two measurements.
+    pub async fn around<T>(
+        &self,
+        scenario: impl Future<Output = T>,
+    ) -> anyhow::Result<(T, Around)> {
+        let before = self.measure().await?;
+        let out = scenario.await;
+        let after = self.measure().await?;
+        Ok((out, Around { before, after }))
+    }
 }
 
 /// Signs (as the service does: the key parsed once) and verifies with the

@@ -126,6 +126,14 @@ fn rss_sampler(
     })
 }
 
+/// A login run against raw Argon2id measured around it.
+fn login_result(scenario: &str, run: &load::Run, around: baselines::Around) -> ScenarioResult {
+    ScenarioResult {
+        baseline_around: Some(around),
+        ..result(scenario, run, Some(("argon2 verify/s", around.mean())))
+    }
+}
+
 fn result(scenario: &str, run: &load::Run, baseline: Option<(&str, f64)>) -> ScenarioResult {
     let stats = run.stats();
     ScenarioResult {
@@ -133,6 +141,7 @@ fn result(scenario: &str, run: &load::Run, baseline: Option<(&str, f64)>) -> Sce
         concurrency: stats.workers,
         baseline: baseline.map(|(name, _)| name.to_owned()),
         ratio: baseline.map(|(_, per_sec)| stats.throughput / per_sec.max(f64::EPSILON)),
+        baseline_around: None,
         stats,
         cpu: run.cpu,
     }
@@ -183,9 +192,17 @@ async fn main() -> anyhow::Result<()> {
         sqlx::query_scalar("SELECT id FROM users WHERE email_key LIKE 'bench-user-%' LIMIT 1")
             .fetch_one(&system.db)
             .await?;
-    let argon = {
-        let (pw, phc, d) = (settings.password.clone(), phc.clone(), args.duration);
-        tokio::task::spawn_blocking(move || baselines::argon2_verify(&pw, &phc, d)).await??
+    let argon = baselines::Argon2Probe {
+        settings: settings.password.clone(),
+        phc: phc.clone(),
+        duration: args.duration,
+    }
+    .measure()
+    .await?;
+    let probe = baselines::Argon2Probe {
+        settings: settings.password.clone(),
+        phc,
+        duration: args.duration.min(Duration::from_secs(2)),
     };
     let (sign, verify) = {
         let (state, d) = (system.state.clone(), args.duration);
@@ -218,11 +235,10 @@ async fn main() -> anyhow::Result<()> {
         let floor = scenarios::floor(&target, &floor_url, level, d).await;
         let floor_per_sec = floor.stats().throughput;
         results.push(result("HTTP floor", &floor, None));
-        results.push(result(
-            "login",
-            &scenarios::login_storm(&target, level, d).await,
-            Some(("argon2 verify/s", base.argon2_verify_per_sec)),
-        ));
+        let (logins, around) = probe
+            .around(scenarios::login_storm(&target, level, d))
+            .await?;
+        results.push(login_result("login", &logins, around));
         results.push(result(
             "refresh",
             &scenarios::refresh(&target, level, d).await,
@@ -254,13 +270,11 @@ async fn main() -> anyhow::Result<()> {
         offered.refresh_per_sec, offered.me_per_sec
     );
     // The logins' run spans the whole mixed load: its CPU is all of it.
-    let (logins, refreshes, mes) = scenarios::mixed(&target, &offered, args.duration).await;
+    let ((logins, refreshes, mes), around) = probe
+        .around(scenarios::mixed(&target, &offered, args.duration))
+        .await?;
     let mixed = vec![
-        result(
-            "mixed: login",
-            &logins,
-            Some(("argon2 verify/s", base.argon2_verify_per_sec)),
-        ),
+        login_result("mixed: login", &logins, around),
         result(
             &format!("mixed: refresh @{}/s", offered.refresh_per_sec),
             &refreshes,
@@ -270,11 +284,16 @@ async fn main() -> anyhow::Result<()> {
     ];
 
     eprintln!("login+mfa: the password step, then a TOTP code");
-    let mfa = vec![result(
-        "login+mfa",
-        &scenarios::login_mfa(&target, pool_threads * 2, args.duration, args.users).await,
-        Some(("argon2 verify/s", base.argon2_verify_per_sec)),
-    )];
+    let mfa_workers = pool_threads * 2;
+    let (mfa_run, around) = probe
+        .around(scenarios::login_mfa(
+            &target,
+            mfa_workers,
+            args.duration,
+            args.users,
+        ))
+        .await?;
+    let mfa = vec![login_result("login+mfa", &mfa_run, around)];
 
     let clients = 4 * (pool_threads + settings.password.pool_queue);
     eprintln!("overload: {clients} concurrent logins");
@@ -290,13 +309,17 @@ async fn main() -> anyhow::Result<()> {
 
     eprintln!("flood: {} clients, no back-off", args.flood_clients);
     let run_peak_kib = peak_kib.swap(0, Ordering::Relaxed);
-    let flood_run =
-        scenarios::login_storm_checked(&target, args.flood_clients, args.duration).await;
-    let flood_peak_kib = peak_kib.load(Ordering::Relaxed);
+    let flood_storm = scenarios::login_storm_checked(&target, args.flood_clients, args.duration);
+    let run_and_peak = async {
+        let run = flood_storm.await;
+        (run, peak_kib.load(Ordering::Relaxed))
+    };
+    let ((flood_run, flood_peak_kib), flood_around) = probe.around(run_and_peak).await?;
     let admitted = flood_run.run.stats_for_status(200);
     let flood = Flood {
         clients: args.flood_clients,
-        admitted_ratio: admitted.throughput / base.argon2_verify_per_sec.max(f64::EPSILON),
+        admitted_ratio: admitted.throughput / flood_around.mean().max(f64::EPSILON),
+        argon2_around: flood_around,
         admitted,
         refused: flood_run.run.stats_where(|status| status != 200),
         server_rss_mib: flood_peak_kib as f64 / 1024.0,

@@ -91,6 +91,22 @@ fn check_report(output: &Output, out: &Path) {
             .unwrap_or(0.0)
             > 0.0
     );
+    // Every login figure is a ratio to raw Argon2id measured just before
+    // and after its own run.
+    let login_rows = scenarios
+        .iter()
+        .filter(|s| s["scenario"] == "login")
+        .chain([&mixed[0], &json["mfa"][0]]);
+    for row in login_rows {
+        let around = &row["baseline_around"];
+        let (before, after) = (around["before"].as_f64(), around["after"].as_f64());
+        assert!(before > Some(0.0) && after > Some(0.0), "{row}");
+        let mean = (before.unwrap_or(0.0) + after.unwrap_or(0.0)) / 2.0;
+        let throughput = row["stats"]["throughput"].as_f64().unwrap_or(-1.0);
+        let ratio = row["ratio"].as_f64().unwrap_or(-1.0);
+        assert!((ratio - throughput / mean).abs() < 1e-9, "{row}");
+    }
+    assert!(json["flood"]["argon2_around"]["after"].as_f64() > Some(0.0));
     // The CPU meter saw the hashing pool work for logins, and PostgreSQL
     // and the server's request threads work for refreshes; the load
     // generator is told apart only when the server is another process.
