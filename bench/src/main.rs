@@ -126,13 +126,20 @@ fn rss_sampler(
     })
 }
 
-/// A login run against raw Argon2id measured around it.
-fn login_result(scenario: &str, run: &load::Run, around: baselines::Around) -> ScenarioResult {
+/// A run against its baseline measured around it (`baselines::around`).
+fn result_around(
+    scenario: &str,
+    run: &load::Run,
+    baseline: &str,
+    around: baselines::Around,
+) -> ScenarioResult {
     ScenarioResult {
         baseline_around: Some(around),
-        ..result(scenario, run, Some(("argon2 verify/s", around.mean())))
+        ..result(scenario, run, Some((baseline, around.mean())))
     }
 }
+
+const ARGON2: &str = "argon2 verify/s";
 
 fn result(scenario: &str, run: &load::Run, baseline: Option<(&str, f64)>) -> ScenarioResult {
     let stats = run.stats();
@@ -199,10 +206,18 @@ async fn main() -> anyhow::Result<()> {
     }
     .measure()
     .await?;
-    let probe = baselines::Argon2Probe {
+    // Logins and refreshes are compared with their bound measured just
+    // before and after each run (`baselines::Around`).
+    let bracket = args.duration.min(Duration::from_secs(2));
+    let argon2 = baselines::Argon2Probe {
         settings: settings.password.clone(),
         phc,
-        duration: args.duration.min(Duration::from_secs(2)),
+        duration: bracket,
+    };
+    let refresh_probe = baselines::RefreshProbe {
+        state: system.state.clone(),
+        user_id,
+        duration: bracket,
     };
     let (sign, verify) = {
         let (state, d) = (system.state.clone(), args.duration);
@@ -224,7 +239,6 @@ async fn main() -> anyhow::Result<()> {
         jwt_verify_per_sec: verify,
         refresh_tx_per_sec: refresh_tx,
     };
-    let refresh_bound = base.jwt_sign_per_sec.min(base.refresh_tx_per_sec);
     let refresh_baseline = format!("min({} sign/s, refresh tx/s)", base.signing_alg);
     let floor_url = floor::serve().await?;
 
@@ -235,14 +249,22 @@ async fn main() -> anyhow::Result<()> {
         let floor = scenarios::floor(&target, &floor_url, level, d).await;
         let floor_per_sec = floor.stats().throughput;
         results.push(result("HTTP floor", &floor, None));
-        let (logins, around) = probe
-            .around(scenarios::login_storm(&target, level, d))
-            .await?;
-        results.push(login_result("login", &logins, around));
-        results.push(result(
+        let (logins, around) = baselines::around(
+            || argon2.measure(),
+            scenarios::login_storm(&target, level, d),
+        )
+        .await?;
+        results.push(result_around("login", &logins, ARGON2, around));
+        let (refreshes, around) = baselines::around(
+            || refresh_probe.measure(),
+            scenarios::refresh(&target, level, d),
+        )
+        .await?;
+        results.push(result_around(
             "refresh",
-            &scenarios::refresh(&target, level, d).await,
-            Some((refresh_baseline.as_str(), refresh_bound)),
+            &refreshes,
+            &refresh_baseline,
+            around,
         ));
         results.push(result(
             "me",
@@ -270,11 +292,13 @@ async fn main() -> anyhow::Result<()> {
         offered.refresh_per_sec, offered.me_per_sec
     );
     // The logins' run spans the whole mixed load: its CPU is all of it.
-    let ((logins, refreshes, mes), around) = probe
-        .around(scenarios::mixed(&target, &offered, args.duration))
-        .await?;
+    let ((logins, refreshes, mes), around) = baselines::around(
+        || argon2.measure(),
+        scenarios::mixed(&target, &offered, args.duration),
+    )
+    .await?;
     let mixed = vec![
-        login_result("mixed: login", &logins, around),
+        result_around("mixed: login", &logins, ARGON2, around),
         result(
             &format!("mixed: refresh @{}/s", offered.refresh_per_sec),
             &refreshes,
@@ -285,15 +309,12 @@ async fn main() -> anyhow::Result<()> {
 
     eprintln!("login+mfa: the password step, then a TOTP code");
     let mfa_workers = pool_threads * 2;
-    let (mfa_run, around) = probe
-        .around(scenarios::login_mfa(
-            &target,
-            mfa_workers,
-            args.duration,
-            args.users,
-        ))
-        .await?;
-    let mfa = vec![login_result("login+mfa", &mfa_run, around)];
+    let (mfa_run, around) = baselines::around(
+        || argon2.measure(),
+        scenarios::login_mfa(&target, mfa_workers, args.duration, args.users),
+    )
+    .await?;
+    let mfa = vec![result_around("login+mfa", &mfa_run, ARGON2, around)];
 
     let clients = 4 * (pool_threads + settings.password.pool_queue);
     eprintln!("overload: {clients} concurrent logins");
@@ -314,7 +335,8 @@ async fn main() -> anyhow::Result<()> {
         let run = flood_storm.await;
         (run, peak_kib.load(Ordering::Relaxed))
     };
-    let ((flood_run, flood_peak_kib), flood_around) = probe.around(run_and_peak).await?;
+    let ((flood_run, flood_peak_kib), flood_around) =
+        baselines::around(|| argon2.measure(), run_and_peak).await?;
     let admitted = flood_run.run.stats_for_status(200);
     let flood = Flood {
         clients: args.flood_clients,

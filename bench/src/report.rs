@@ -123,7 +123,7 @@ pub fn markdown(report: &Report) -> String {
             b.cores, b.argon2_verify_per_sec
         ),
         format!(
-            "| {} sign (the service's key), all cores | {:.0} |",
+            "| {} sign (the service's key), all cores (at the start; refreshes are compared with their bound measured around each run) | {:.0} |",
             b.signing_alg, b.jwt_sign_per_sec
         ),
         format!(

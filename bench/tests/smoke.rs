@@ -91,13 +91,13 @@ fn check_report(output: &Output, out: &Path) {
             .unwrap_or(0.0)
             > 0.0
     );
-    // Every login figure is a ratio to raw Argon2id measured just before
-    // and after its own run.
-    let login_rows = scenarios
+    // Every login and refresh figure is a ratio to its bound measured
+    // just before and after its own run.
+    let bracketed = scenarios
         .iter()
-        .filter(|s| s["scenario"] == "login")
+        .filter(|s| s["scenario"] == "login" || s["scenario"] == "refresh")
         .chain([&mixed[0], &json["mfa"][0]]);
-    for row in login_rows {
+    for row in bracketed {
         let around = &row["baseline_around"];
         let (before, after) = (around["before"].as_f64(), around["after"].as_f64());
         assert!(before > Some(0.0) && after > Some(0.0), "{row}");
