@@ -150,6 +150,12 @@ pub struct RefreshProbe {
 
 impl RefreshProbe {
     pub async fn measure(&self) -> anyhow::Result<f64> {
+        // What autovacuum would have done by now (it is off on this
+        // project's machine): statistics for the tables the earlier runs
+        // grew, which also drops the plans this pool's connections cached
+        // while those tables were nearly empty (a sequential scan of
+        // `sessions` that made the transaction a third slower later on).
+        sqlx::query("ANALYZE").execute(&self.state.db).await?;
         let (state, duration) = (self.state.clone(), self.duration);
         let sign = tokio::task::spawn_blocking(move || jwt_sign(&state, duration)).await??;
         let transaction = refresh_transaction(&self.state, self.user_id, self.duration).await?;
