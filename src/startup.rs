@@ -63,6 +63,7 @@ impl Application {
         master: &MasterKey,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        warn_if_autovacuum_off(&pool).await;
         let http_settings = &settings.http;
         let max_connections =
             limits::max_connections(http_settings, settings.database.max_connections)?;
@@ -301,6 +302,21 @@ async fn drain(
 }
 
 /// Resolves on SIGINT or SIGTERM.
+/// Every refresh spends a token row and adds one, and every login adds a
+/// session: without autovacuum, dead rows are never reclaimed, and tables
+/// that started empty are never analysed, so each connection keeps the
+/// plans it made while they were nearly empty (sequential scans in every
+/// refresh). authd works without it, slower and slower: say so at start.
+async fn warn_if_autovacuum_off(db: &PgPool) {
+    match db::autovacuum_on(db).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "PostgreSQL's autovacuum is off: sessions and refresh tokens will bloat and refreshes slow down as they grow; turn it on (README, Production notes)"
+        ),
+        Err(error) => tracing::warn!(%error, "could not read PostgreSQL's autovacuum setting"),
+    }
+}
+
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -20,6 +20,13 @@ pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectO
     Ok(options.log_statements(tracing::log::LevelFilter::Trace))
 }
 
+/// Whether PostgreSQL's autovacuum runs (a server-wide setting).
+pub async fn autovacuum_on(pool: &PgPool) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT current_setting('autovacuum') = 'on'")
+        .fetch_one(pool)
+        .await
+}
+
 /// A pool for `settings`, creating the database first when allowed.
 pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     let options = connect_options(settings)?;

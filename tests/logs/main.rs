@@ -282,6 +282,17 @@ async fn flows_log_no_emails_passwords_or_tokens() {
         &logs[..logs.len().min(2000)]
     );
     assert!(logs.contains("refresh token reuse detected"));
+    // The start warns exactly when PostgreSQL's autovacuum is off.
+    let autovacuum_on: bool = sqlx::query_scalar("SHOW autovacuum")
+        .fetch_one(&app.db)
+        .await
+        .map(|setting: String| setting == "on")
+        .unwrap();
+    assert_eq!(
+        logs.contains("PostgreSQL's autovacuum is off"),
+        !autovacuum_on,
+        "autovacuum on: {autovacuum_on}"
+    );
     assert!(logs.lines().count() > 50);
     let lower = logs.to_lowercase();
     for secret in &secrets {
