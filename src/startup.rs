@@ -301,7 +301,6 @@ async fn drain(
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
 /// Every refresh spends a token row and adds one, and every login adds a
 /// session: without autovacuum, dead rows are never reclaimed, and tables
 /// that started empty are never analysed, so each connection keeps the
@@ -317,6 +316,7 @@ async fn warn_if_autovacuum_off(db: &PgPool) {
     }
 }
 
+/// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -126,16 +126,15 @@ impl Around {
     }
 }
 
-/// Measures raw Argon2id on demand, for `Around`.
+/// Measures raw Argon2id on demand: at the start, and for `Around`.
 pub struct Argon2Probe {
     pub settings: PasswordSettings,
     pub phc: String,
-    pub duration: Duration,
 }
 
 impl Argon2Probe {
-    pub async fn measure(&self) -> anyhow::Result<f64> {
-        let (settings, phc, duration) = (self.settings.clone(), self.phc.clone(), self.duration);
+    pub async fn measure(&self, duration: Duration) -> anyhow::Result<f64> {
+        let (settings, phc) = (self.settings.clone(), self.phc.clone());
         tokio::task::spawn_blocking(move || argon2_verify(&settings, &phc, duration)).await?
     }
 }

@@ -199,21 +199,14 @@ async fn main() -> anyhow::Result<()> {
         sqlx::query_scalar("SELECT id FROM users WHERE email_key LIKE 'bench-user-%' LIMIT 1")
             .fetch_one(&system.db)
             .await?;
-    let argon = baselines::Argon2Probe {
-        settings: settings.password.clone(),
-        phc: phc.clone(),
-        duration: args.duration,
-    }
-    .measure()
-    .await?;
-    // Logins and refreshes are compared with their bound measured just
-    // before and after each run (`baselines::Around`).
-    let bracket = args.duration.min(Duration::from_secs(2));
     let argon2 = baselines::Argon2Probe {
         settings: settings.password.clone(),
         phc,
-        duration: bracket,
     };
+    let argon = argon2.measure(args.duration).await?;
+    // Logins and refreshes are compared with their bound measured just
+    // before and after each run (`baselines::Around`).
+    let bracket = args.duration.min(Duration::from_secs(2));
     let refresh_probe = baselines::RefreshProbe {
         state: system.state.clone(),
         user_id,
@@ -250,7 +243,7 @@ async fn main() -> anyhow::Result<()> {
         let floor_per_sec = floor.stats().throughput;
         results.push(result("HTTP floor", &floor, None));
         let (logins, around) = baselines::around(
-            || argon2.measure(),
+            || argon2.measure(bracket),
             scenarios::login_storm(&target, level, d),
         )
         .await?;
@@ -293,7 +286,7 @@ async fn main() -> anyhow::Result<()> {
     );
     // The logins' run spans the whole mixed load: its CPU is all of it.
     let ((logins, refreshes, mes), around) = baselines::around(
-        || argon2.measure(),
+        || argon2.measure(bracket),
         scenarios::mixed(&target, &offered, args.duration),
     )
     .await?;
@@ -310,7 +303,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("login+mfa: the password step, then a TOTP code");
     let mfa_workers = pool_threads * 2;
     let (mfa_run, around) = baselines::around(
-        || argon2.measure(),
+        || argon2.measure(bracket),
         scenarios::login_mfa(&target, mfa_workers, args.duration, args.users),
     )
     .await?;
@@ -336,7 +329,7 @@ async fn main() -> anyhow::Result<()> {
         (run, peak_kib.load(Ordering::Relaxed))
     };
     let ((flood_run, flood_peak_kib), flood_around) =
-        baselines::around(|| argon2.measure(), run_and_peak).await?;
+        baselines::around(|| argon2.measure(bracket), run_and_peak).await?;
     let admitted = flood_run.run.stats_for_status(200);
     let flood = Flood {
         clients: args.flood_clients,

@@ -16,7 +16,8 @@ pub struct ScenarioResult {
     /// Which baseline the throughput is compared with, and the ratio.
     pub baseline: Option<String>,
     pub ratio: Option<f64>,
-    /// For logins: raw Argon2id measured just before and after the run,
+    /// For logins and refreshes: their bound (raw Argon2id; min(sign/s,
+    /// refresh transaction/s)) measured just before and after the run,
     /// whose mean `ratio` is taken against.
     pub baseline_around: Option<Around>,
     /// Where the CPU went while it ran (for the mixed load: all of it, on
