@@ -176,11 +176,35 @@ pub struct IdempotencySettings {
     pub ttl_secs: i64,
 }
 
+/// The algorithms authd signs access tokens with (`keys.algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SigningAlgorithm {
+    RS256,
+    ES256,
+}
+
+impl SigningAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "RS256" => Some(Self::RS256),
+            "ES256" => Some(Self::ES256),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeySettings {
     /// The algorithm of keys created from now on.
-    pub algorithm: crate::domain::key_material::SigningAlgorithm,
+    pub algorithm: SigningAlgorithm,
     pub rsa_bits: u32,
     pub activation_delay_secs: i64,
     pub reload_secs: u64,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::config::AuthSettings;
 use crate::domain::clients::Client;
+use crate::domain::key_material;
 use crate::domain::keys::{KeySet, KeyStore};
 use crate::domain::services::Services;
 use crate::domain::verified_tokens::VerifiedTokens;
@@ -126,10 +127,10 @@ fn verify(
     let kid = header.kid.ok_or(Error::InvalidToken)?;
     let key = set.verifying.get(&kid).ok_or(Error::InvalidToken)?;
     // The key decides the algorithm, never the token.
-    if header.alg != key.algorithm.jwt() {
+    if header.alg != key_material::jwt_algorithm(key.algorithm) {
         return Err(Error::InvalidToken);
     }
-    let mut validation = Validation::new(key.algorithm.jwt());
+    let mut validation = Validation::new(key_material::jwt_algorithm(key.algorithm));
     validation.set_issuer(&[&settings.issuer]);
     // Required below, but not pinned: every client's audience is ours.
     validation.validate_aud = false;

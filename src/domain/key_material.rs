@@ -12,41 +12,18 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::crypto::random;
 
-/// The algorithms authd signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum SigningAlgorithm {
-    RS256,
-    ES256,
-}
+pub use crate::config::SigningAlgorithm;
 
-impl SigningAlgorithm {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::RS256 => "RS256",
-            Self::ES256 => "ES256",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "RS256" => Some(Self::RS256),
-            "ES256" => Some(Self::ES256),
-            _ => None,
-        }
-    }
-
-    /// jsonwebtoken's name for it (verification).
-    pub fn jwt(self) -> Algorithm {
-        match self {
-            Self::RS256 => Algorithm::RS256,
-            Self::ES256 => Algorithm::ES256,
-        }
+/// jsonwebtoken's name for an algorithm (verification).
+pub fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
+    match algorithm {
+        SigningAlgorithm::RS256 => Algorithm::RS256,
+        SigningAlgorithm::ES256 => Algorithm::ES256,
     }
 }
 
@@ -235,7 +212,7 @@ mod tests {
                 &encoded,
                 b"header.payload",
                 &decoding,
-                algorithm.jwt(),
+                jwt_algorithm(algorithm),
             );
             assert_eq!(verified.ok(), Some(true), "{algorithm:?}");
             let jwk = public.jwk("kid-1");
