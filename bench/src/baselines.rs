@@ -205,9 +205,7 @@ pub fn jwt(state: &AppState, duration: Duration) -> anyhow::Result<(f64, f64)> {
         .map(|k| k.key.clone())
         .ok_or_else(|| anyhow::anyhow!("no key"))?;
     let sign = jwt_sign(state, duration)?;
-    let mut validation = Validation::new(authd::domain::key_material::jwt_algorithm(
-        set.active.algorithm(),
-    ));
+    let mut validation = Validation::new(set.active.algorithm().jwt());
     validation.set_audience(&["bench"]);
     let verify = on_all_cores(duration, move || {
         let _ = jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation);

@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use crate::config::AuthSettings;
 use crate::domain::clients::Client;
-use crate::domain::key_material;
 use crate::domain::keys::{KeySet, KeyStore};
 use crate::domain::services::Services;
 use crate::domain::verified_tokens::VerifiedTokens;
@@ -127,10 +126,10 @@ fn verify(
     let kid = header.kid.ok_or(Error::InvalidToken)?;
     let key = set.verifying.get(&kid).ok_or(Error::InvalidToken)?;
     // The key decides the algorithm, never the token.
-    if header.alg != key_material::jwt_algorithm(key.algorithm) {
+    if header.alg != key.algorithm.jwt() {
         return Err(Error::InvalidToken);
     }
-    let mut validation = Validation::new(key_material::jwt_algorithm(key.algorithm));
+    let mut validation = Validation::new(key.algorithm.jwt());
     validation.set_issuer(&[&settings.issuer]);
     // Required below, but not pinned: every client's audience is ours.
     validation.validate_aud = false;

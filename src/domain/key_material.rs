@@ -19,11 +19,15 @@ use crate::crypto::random;
 
 pub use crate::config::SigningAlgorithm;
 
-/// jsonwebtoken's name for an algorithm (verification).
-pub fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
-    match algorithm {
-        SigningAlgorithm::RS256 => Algorithm::RS256,
-        SigningAlgorithm::ES256 => Algorithm::ES256,
+// The enum lives in config (what `keys.algorithm` names); what it means
+// to jsonwebtoken is the domain's business.
+impl SigningAlgorithm {
+    /// jsonwebtoken's name for it (verification).
+    pub fn jwt(self) -> Algorithm {
+        match self {
+            Self::RS256 => Algorithm::RS256,
+            Self::ES256 => Algorithm::ES256,
+        }
     }
 }
 
@@ -212,7 +216,7 @@ mod tests {
                 &encoded,
                 b"header.payload",
                 &decoding,
-                jwt_algorithm(algorithm),
+                algorithm.jwt(),
             );
             assert_eq!(verified.ok(), Some(true), "{algorithm:?}");
             let jwk = public.jwk("kid-1");
