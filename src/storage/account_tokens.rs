@@ -30,13 +30,13 @@ pub async fn insert(db: impl PgExecutor<'_>, token: &NewToken<'_>) -> sqlx::Resu
     Ok(())
 }
 
-/// Voids the user's unused tokens of `purpose` (a newer one replaces them).
-pub async fn void(db: impl PgExecutor<'_>, user_id: Uuid, purpose: &str) -> sqlx::Result<()> {
+/// Voids the user's unused tokens of these purposes.
+pub async fn void(db: impl PgExecutor<'_>, user_id: Uuid, purposes: &[&str]) -> sqlx::Result<()> {
     sqlx::query(
-        "DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+        "DELETE FROM account_tokens WHERE user_id = $1 AND purpose = ANY($2) AND used_at IS NULL",
     )
     .bind(user_id)
-    .bind(purpose)
+    .bind(purposes)
     .execute(db)
     .await?;
     Ok(())

@@ -257,6 +257,16 @@ pub async fn use_challenge(
     Ok(result.rows_affected() == 1)
 }
 
+/// Drops the user's open challenges: logins whose password step no longer
+/// counts.
+pub async fn drop_challenges(db: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM mfa_challenges WHERE user_id = $1")
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Drops challenges that can no longer be used.
 pub async fn purge_challenges(db: impl PgExecutor<'_>, now: OffsetDateTime) -> sqlx::Result<u64> {
     let result =

@@ -509,6 +509,109 @@ async fn an_address_change_waits_for_the_new_address_to_confirm() {
 }
 
 #[tokio::test]
+async fn a_password_reset_voids_a_pending_address_change() {
+    let (app, sink) = spawn_with_sink(|_| {}).await;
+    signup_verified(&app, &sink, "ines@example.com").await;
+    // An attacker with the password starts moving the account away.
+    let (thief, _) = app.login_native("ines@example.com").await;
+    let body = json!({ "new_email": "thief@evil.example", "password": PASSWORD });
+    let response = bearer(
+        &app,
+        reqwest::Method::POST,
+        "/v1/me/email",
+        &thief,
+        Some(body),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let link = sink.wait_for("thief@evil.example", 1).await.pop().unwrap();
+    let link = link.token("verify-email").unwrap();
+    // The owner gets the notice and resets the password.
+    sink.wait_for("ines@example.com", 2).await;
+    let forgot = json!({ "email": "ines@example.com" });
+    post(&app, "/v1/auth/password/forgot", &forgot).await;
+    let reset = sink.wait_for("ines@example.com", 3).await.pop().unwrap();
+    let reset = reset.token("reset-password").unwrap();
+    let body = json!({ "token": reset, "new_password": "a brand new passphrase" });
+    let response = post(&app, "/v1/auth/password/reset", &body).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    // The thief's link no longer moves the account.
+    let response = post(&app, "/v1/auth/verify-email", &json!({ "token": link })).await;
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::BAD_REQUEST, "invalid_token".into())
+    );
+    let login = app
+        .login("ines@example.com", "a brand new passphrase", "native")
+        .await;
+    assert_eq!(login.status(), StatusCode::OK);
+    let login = app
+        .login("thief@evil.example", "a brand new passphrase", "native")
+        .await;
+    assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_password_change_and_a_move_void_the_links_already_mailed() {
+    let (app, sink) = spawn_with_sink(|_| {}).await;
+    signup_verified(&app, &sink, "jo@example.com").await;
+    let (access, _) = app.login_native("jo@example.com").await;
+    let change_to = |to: &'static str, password: &'static str| {
+        let body = json!({ "new_email": to, "password": password });
+        bearer(
+            &app,
+            reqwest::Method::POST,
+            "/v1/me/email",
+            &access,
+            Some(body),
+        )
+    };
+    // A move started, then the password changed: the move's link is void.
+    assert_eq!(change_to("jo.a@example.com", PASSWORD).await.status(), 202);
+    let first = sink.wait_for("jo.a@example.com", 1).await.pop().unwrap();
+    let new_password = "another fine passphrase";
+    let body = json!({ "current_password": PASSWORD, "new_password": new_password });
+    let response = bearer(
+        &app,
+        reqwest::Method::POST,
+        "/v1/me/password",
+        &access,
+        Some(body),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let token = first.token("verify-email").unwrap();
+    let response = post(&app, "/v1/auth/verify-email", &json!({ "token": token })).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // A reset link mailed to the old address, then the account moves: the
+    // old mailbox's link no longer acts on it.
+    post(
+        &app,
+        "/v1/auth/password/forgot",
+        &json!({ "email": "jo@example.com" }),
+    )
+    .await;
+    let mails = sink.wait_for("jo@example.com", 4).await;
+    let reset = mails
+        .iter()
+        .find_map(|m| m.token("reset-password"))
+        .unwrap();
+    assert_eq!(
+        change_to("jo.b@example.com", new_password).await.status(),
+        202
+    );
+    let second = sink.wait_for("jo.b@example.com", 1).await.pop().unwrap();
+    let token = second.token("verify-email").unwrap();
+    let response = post(&app, "/v1/auth/verify-email", &json!({ "token": token })).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let body = json!({ "token": reset, "new_password": "the old mailbox wins" });
+    let response = post(&app, "/v1/auth/password/reset", &body).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let login = app.login("jo.b@example.com", new_password, "native").await;
+    assert_eq!(login.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn deleting_the_account_frees_the_address_and_shreds_its_traces() {
     let (app, sink) = spawn_with_sink(|_| {}).await;
     let agent = "ShredMe/7.7";

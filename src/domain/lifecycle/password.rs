@@ -9,19 +9,21 @@ use uuid::Uuid;
 use crate::domain::audit::{Context, Event, Kind};
 use crate::domain::credentials::{self, Account};
 use crate::domain::email::Email;
-use crate::domain::lifecycle::tokens::Purpose;
+use crate::domain::lifecycle::tokens::{self, Purpose};
 use crate::domain::mail::templates::Template;
 use crate::domain::mail::{self, Job};
 use crate::domain::password_policy;
 use crate::domain::refresh_tokens::PlainToken;
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
-use crate::storage::{account_tokens, sessions, users};
+use crate::storage::{account_tokens, mfa, sessions, users};
 
 /// Queues a reset mail for `email` if it has an account; answers the same
 /// either way.
 pub async fn forgot(services: &Services, email: &str) -> Result<()> {
-    let email = Email::parse(email)?;
+    // Accounts from before the current address rules are found by
+    // their old key, as at login.
+    let email = Email::parse(email).or_else(|_| Email::parse_legacy(email))?;
     let job = Job::ForgotPassword {
         email_key: email.key().to_owned(),
     };
@@ -111,6 +113,9 @@ async fn finish(
     how: &str,
     revoked_sessions: u64,
 ) -> Result<()> {
+    let pending = [Purpose::ChangeEmail, Purpose::ResetPassword];
+    tokens::void(&mut *tx, user_id, &pending).await?;
+    mfa::drop_challenges(&mut *tx, user_id).await?;
     if let Some(account) = users::mail_account(&mut *tx, user_id).await? {
         mail::notify(services, tx, &account, Template::PasswordChanged).await?;
     }

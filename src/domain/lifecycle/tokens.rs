@@ -39,6 +39,14 @@ impl Purpose {
     }
 }
 
+/// Voids the user's unused tokens of these purposes, in the caller's
+/// transaction.
+pub async fn void(conn: &mut PgConnection, user_id: Uuid, purposes: &[Purpose]) -> Result<()> {
+    let names: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
+    store::void(conn, user_id, &names).await?;
+    Ok(())
+}
+
 /// A new token for `user_id`, stored (hashed) in the caller's transaction.
 pub async fn issue(
     services: &Services,
@@ -48,7 +56,7 @@ pub async fn issue(
     new_email: Option<&str>,
 ) -> Result<PlainToken> {
     if purpose.replaces_older() {
-        store::void(&mut *conn, user_id, purpose.as_str()).await?;
+        void(&mut *conn, user_id, &[purpose]).await?;
     }
     let token = PlainToken::generate()?;
     let now = services.clock.now();

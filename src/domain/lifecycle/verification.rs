@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::domain::audit::{Context, Event, Kind};
 use crate::domain::email::Email;
-use crate::domain::lifecycle::tokens::Purpose;
+use crate::domain::lifecycle::tokens::{self, Purpose};
 use crate::domain::mail::Job;
 use crate::domain::refresh_tokens::PlainToken;
 use crate::domain::services::Services;
@@ -42,6 +42,14 @@ pub async fn verify(services: &Services, ctx: &Context, presented: &str) -> Resu
                 // Someone registered the address since: the link is void.
                 return Err(Error::InvalidLinkToken);
             }
+            // Links mailed to the old address must not act on the account
+            // now that it lives elsewhere.
+            let all = [
+                Purpose::VerifyEmail,
+                Purpose::ChangeEmail,
+                Purpose::ResetPassword,
+            ];
+            tokens::void(&mut tx, user_id, &all).await?;
             Event::by_user(Kind::EmailChanged, user_id, "success", json!({}))
         }
     };
