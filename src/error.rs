@@ -121,8 +121,15 @@ impl From<sqlx::Error> for Error {
             }),
             _ => false,
         };
+        // 22021 and 22P05: text the database cannot store (a NUL in a
+        // string or in JSON). authd never makes such text itself, so it
+        // came from the client, wherever a field reached a query unchecked.
+        let unstorable = matches!(&error, sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c == "22021" || c == "22P05"));
         if unavailable {
             Error::Unavailable(error)
+        } else if unstorable {
+            Error::InvalidRequest("the request contains a NUL character".into())
         } else {
             Error::Database(error)
         }

@@ -69,7 +69,11 @@ impl Clients {
     pub async fn resolve(&self, db: &PgPool, requested: Option<&str>) -> Result<Arc<Client>> {
         match requested {
             None | Some(DEFAULT_CLIENT_ID) => Ok(self.default.clone()),
-            Some(id) if id.is_empty() || id.len() > MAX_CLIENT_ID_CHARS => {
+            Some(id)
+                if id.is_empty()
+                    || id.len() > MAX_CLIENT_ID_CHARS
+                    || id.chars().any(char::is_control) =>
+            {
                 Err(Error::InvalidClient)
             }
             Some(id) => self.stored(db, Some(id)).await?.ok_or(Error::InvalidClient),

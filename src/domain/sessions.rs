@@ -168,7 +168,9 @@ pub async fn open_in(
         admin_max_secs: state.settings.admin.session_max_secs,
     };
     let token = PlainToken::generate()?;
-    let (roles, absolute_expires_at) = store::open(&mut **tx, &session, &token.hash()).await?;
+    let (roles, absolute_expires_at) = store::open(&mut **tx, &session, &token.hash())
+        .await?
+        .ok_or(Error::InvalidCredentials)?;
     let mut details = json!({
         "session_id": session.id,
         "client_type": client_type.as_str(),

@@ -6,21 +6,26 @@ use uuid::Uuid;
 
 use crate::storage::audit::StoredEvent;
 
-/// The roles of an account whose session is open and which is enabled;
-/// `None` otherwise. Read at every admin call, so a revoked role or a
-/// disabled account stops working at once.
+/// The roles of an account whose session is open (neither revoked nor
+/// past its absolute expiry) and which is enabled; `None` otherwise. Read
+/// at every admin call, so a revoked role, a disabled account or the admin
+/// session cap stops working at once, even while the access token (whose
+/// lifetime a client may set longer) is still unexpired.
 pub async fn live_roles(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
     session_id: Uuid,
+    now: OffsetDateTime,
 ) -> sqlx::Result<Option<Vec<String>>> {
     sqlx::query_scalar(
         "SELECT ARRAY(SELECT role FROM user_roles r WHERE r.user_id = u.id ORDER BY role)
          FROM users u JOIN sessions s ON s.user_id = u.id
-         WHERE u.id = $1 AND s.id = $2 AND s.revoked_at IS NULL AND u.disabled_at IS NULL",
+         WHERE u.id = $1 AND s.id = $2 AND s.revoked_at IS NULL AND u.disabled_at IS NULL
+           AND s.absolute_expires_at > $3",
     )
     .bind(user_id)
     .bind(session_id)
+    .bind(now)
     .fetch_optional(db)
     .await
 }
@@ -150,6 +155,19 @@ pub async fn admins_remain(conn: &mut PgConnection) -> sqlx::Result<bool> {
                         WHERE r.role = 'admin' AND u.disabled_at IS NULL)",
     )
     .fetch_one(&mut *conn)
+    .await
+}
+
+/// Whether `id` is an admin and no other enabled account is: the account
+/// the last-admin rule keeps.
+pub async fn is_last_admin(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM user_roles WHERE user_id = $1 AND role = 'admin')
+            AND NOT EXISTS (SELECT 1 FROM user_roles r JOIN users u ON u.id = r.user_id
+                            WHERE r.role = 'admin' AND u.disabled_at IS NULL AND u.id <> $1)",
+    )
+    .bind(id)
+    .fetch_one(db)
     .await
 }
 

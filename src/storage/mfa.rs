@@ -202,8 +202,8 @@ pub struct LiveChallenge {
     pub client_id: Option<String>,
 }
 
-/// Takes one of the challenge's attempts, if it is unused, unexpired and
-/// has attempts left. Taken before the code is checked, so concurrent
+/// Takes one of the challenge's attempts, if it is unused, unexpired, has
+/// attempts left and its account is enabled. Taken before the code is checked, so concurrent
 /// guesses cannot exceed `max_attempts`.
 pub async fn take_attempt(
     db: impl PgExecutor<'_>,
@@ -212,9 +212,11 @@ pub async fn take_attempt(
     max_attempts: i32,
 ) -> sqlx::Result<Option<LiveChallenge>> {
     sqlx::query_as(
-        "UPDATE mfa_challenges SET failures = failures + 1
-         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND failures < $3
-         RETURNING user_id, client_type, client_id",
+        "UPDATE mfa_challenges c SET failures = c.failures + 1
+         FROM users u
+         WHERE c.token_hash = $1 AND c.used_at IS NULL AND c.expires_at > $2 AND c.failures < $3
+           AND u.id = c.user_id AND u.disabled_at IS NULL
+         RETURNING c.user_id, c.client_type, c.client_id",
     )
     .bind(token_hash.as_slice())
     .bind(now)
@@ -223,7 +225,8 @@ pub async fn take_attempt(
     .await
 }
 
-/// The challenge's owner, while it could still be used.
+/// The challenge's owner, while it could still be used (the account
+/// enabled).
 pub async fn peek_challenge(
     db: impl PgExecutor<'_>,
     token_hash: &[u8; 32],
@@ -231,8 +234,9 @@ pub async fn peek_challenge(
     max_attempts: i32,
 ) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar(
-        "SELECT user_id FROM mfa_challenges
-         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND failures < $3",
+        "SELECT c.user_id FROM mfa_challenges c JOIN users u ON u.id = c.user_id
+         WHERE c.token_hash = $1 AND c.used_at IS NULL AND c.expires_at > $2 AND c.failures < $3
+           AND u.disabled_at IS NULL",
     )
     .bind(token_hash.as_slice())
     .bind(now)

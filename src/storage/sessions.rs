@@ -23,19 +23,24 @@ pub struct NewSession<'a> {
 /// Opens a session with its first refresh token in one statement (one round
 /// trip): the user's roles for the first access token, and the absolute
 /// expiry, capped at `admin_max_secs` for an account with an admin-plane
-/// role (the idle expiry never outlives it).
+/// role (the idle expiry never outlives it). `None` if the account is
+/// disabled: the user row's lock orders this against a concurrent disable,
+/// which would not see (and so not revoke) a session it has not committed.
 pub async fn open(
     db: impl PgExecutor<'_>,
     s: &NewSession<'_>,
     token_hash: &[u8],
-) -> sqlx::Result<(Vec<String>, OffsetDateTime)> {
+) -> sqlx::Result<Option<(Vec<String>, OffsetDateTime)>> {
     sqlx::query_as(
-        "WITH roles AS (
+        "WITH enabled AS (
+             UPDATE users SET last_login_at = $5 WHERE id = $2 AND disabled_at IS NULL
+             RETURNING id
+         ), roles AS (
              SELECT ARRAY(SELECT role FROM user_roles WHERE user_id = $2 ORDER BY role) AS names
          ), expiry AS (
              SELECT CASE WHEN names && ARRAY['support', 'auditor', 'admin']
                          THEN LEAST($7, $5 + make_interval(secs => $11)) ELSE $7 END AS absolute
-             FROM roles
+             FROM roles, enabled
          ), session AS (
              INSERT INTO sessions (id, user_id, client_type, amr, auth_time, created_at, last_used_at,
                                    idle_expires_at, absolute_expires_at, client_ip, user_agent,
@@ -46,8 +51,6 @@ pub async fn open(
          ), token AS (
              INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, issued_at)
              SELECT $8, id, NULL, $5 FROM session
-         ), seen AS (
-             UPDATE users SET last_login_at = $5 WHERE id = $2
          )
          SELECT roles.names, expiry.absolute FROM roles, expiry",
     )
@@ -64,7 +67,7 @@ pub async fn open(
     .bind(s.admin_max_secs as f64)
     .bind(s.client_id)
     .bind(s.idp)
-    .fetch_one(db)
+    .fetch_optional(db)
     .await
 }
 

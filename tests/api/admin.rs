@@ -240,6 +240,24 @@ async fn admin_sessions_end_after_the_admin_cap_and_the_cookie_never_outlives_it
         app.refresh_body(&refresh).await.status(),
         StatusCode::UNAUTHORIZED
     );
+    // An access token that outlives the session's cap (a registered
+    // client's may live an hour) no longer acts on the admin API.
+    let enrolled = crate::mfa::enrol(&app, "capped@example.com").await;
+    grant(&app, "capped@example.com", &["admin"]).await;
+    let mfa_token = crate::mfa::password_step(&app, "capped@example.com", "native").await;
+    app.clock.advance(Duration::seconds(30));
+    let code = oathtool(&enrolled.secret, enrolled.at + Duration::seconds(30));
+    let done = crate::mfa::mfa_step(&app, &mfa_token, ("code", &code)).await;
+    let refresh = str_field(&done.json().await.unwrap(), "refresh_token");
+    app.clock.advance(Duration::seconds(3500));
+    let body: Value = app.refresh_body(&refresh).await.json().await.unwrap();
+    let admin = str_field(&body, "access_token");
+    let listed = call(&app, Method::GET, "/v1/admin/users", &admin, None).await;
+    assert_eq!(listed.status(), StatusCode::OK);
+    // Past the cap, before the token's own `exp`.
+    app.clock.advance(Duration::seconds(200));
+    let late = call(&app, Method::GET, "/v1/admin/users", &admin, None).await;
+    assert_eq!(late.status(), StatusCode::UNAUTHORIZED);
     // A role granted to an account already signed in caps its sessions too.
     app.create_user("late@example.com").await;
     let (_, refresh) = app.login_native("late@example.com").await;
@@ -335,6 +353,84 @@ async fn revoking_a_role_bites_on_the_next_call_and_actions_are_audited() {
     )
     .await;
     assert_eq!(disable_self.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_delete_their_account() {
+    let app = spawn_app().await;
+    let enrolled = crate::mfa::enrol(&app, "solo@example.com").await;
+    grant(&app, "solo@example.com", &["admin"]).await;
+    let delete = |code: &str| {
+        let body = json!({ "password": PASSWORD, "recovery_code": code });
+        call(&app, Method::DELETE, "/v1/me", &enrolled.access, Some(body))
+    };
+    assert_eq!(
+        error_code(delete(&enrolled.recovery_codes[0]).await).await,
+        (StatusCode::CONFLICT, "last_admin".into())
+    );
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
+    // Refused before the factor was spent: the same code works once
+    // another admin exists.
+    app.create_user("heir@example.com").await;
+    grant(&app, "heir@example.com", &["admin"]).await;
+    let deleted = delete(&enrolled.recovery_codes[0]).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.count("SELECT count(*) FROM user_roles WHERE role = 'admin'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_nul_character_in_admin_input_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let boss = staff(&app, "boss4@example.com", &["admin"], true).await;
+    app.create_user("target@example.com").await;
+    let id = user_id(&app, "target@example.com").await;
+    let path = format!("/v1/admin/users/{id}/disable");
+    let body = json!({ "reason": "a\0b" });
+    let response = call(&app, Method::POST, &path, &boss, Some(body)).await;
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
+    let login = app.login("target@example.com", PASSWORD, "native").await;
+    assert_eq!(login.status(), StatusCode::OK);
+    for query in ["email_prefix=%00", "kind=%00"] {
+        let path = if query.starts_with("kind") {
+            "/v1/admin/audit"
+        } else {
+            "/v1/admin/users"
+        };
+        let response = call(&app, Method::GET, &format!("{path}?{query}"), &boss, None).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}?{query}");
+    }
+}
+
+#[tokio::test]
+async fn disabling_voids_an_mfa_login_half_way_through() {
+    let app = spawn_app().await;
+    let boss = staff(&app, "boss3@example.com", &["admin"], true).await;
+    let enrolled = crate::mfa::enrol(&app, "mid@example.com").await;
+    let mfa_token = crate::mfa::password_step(&app, "mid@example.com", "native").await;
+    let id = user_id(&app, "mid@example.com").await;
+    let body = json!({ "reason": "stolen password" });
+    let path = format!("/v1/admin/users/{id}/disable");
+    let disable = call(&app, Method::POST, &path, &boss, Some(body)).await;
+    assert_eq!(disable.status(), StatusCode::NO_CONTENT);
+    // The password step came before: the code opens nothing now.
+    let at = enrolled.at + Duration::seconds(30);
+    app.clock.pin(at);
+    let code = oathtool(&enrolled.secret, at);
+    let done = crate::mfa::mfa_step(&app, &mfa_token, ("code", &code)).await;
+    assert_eq!(
+        error_code(done).await,
+        (StatusCode::UNAUTHORIZED, "invalid_mfa_token".into())
+    );
+    let opened = "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id
+                  WHERE u.email_key = 'mid@example.com' AND s.revoked_at IS NULL";
+    assert_eq!(app.count(opened).await, 0);
 }
 
 #[tokio::test]

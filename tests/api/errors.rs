@@ -93,6 +93,22 @@ async fn wrong_shapes_get_invalid_request_without_echoing_values() {
 }
 
 #[tokio::test]
+async fn a_nul_character_is_a_client_mistake_not_a_500() {
+    let app = spawn_app().await;
+    app.create_user("nul@example.com").await;
+    let login = json!({ "email": "nul@example.com", "password": PASSWORD, "client_id": "x\0" });
+    let refresh = json!({ "refresh_token": "A".repeat(43), "client_id": "\0" });
+    for (path, body) in [("/v1/auth/login", login), ("/v1/auth/refresh", refresh)] {
+        let response = app.post_json(path, &body).await;
+        assert_eq!(
+            error_code(response).await,
+            (StatusCode::BAD_REQUEST, "invalid_client".into()),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_get_json_errors() {
     let app = spawn_app().await;
     let missing = app.client.get(app.url("/v1/nope")).send().await.unwrap();

@@ -28,7 +28,8 @@ pub async fn authorize(
     claims: &AccessClaims,
     permission: Permission,
 ) -> Result<AdminCaller> {
-    let roles = store::live_roles(&services.db, claims.sub, claims.sid)
+    let now = services.clock.now();
+    let roles = store::live_roles(&services.db, claims.sub, claims.sid, now)
         .await?
         .ok_or(Error::InvalidToken)?;
     if !permissions::grants(&roles, permission) {

@@ -114,6 +114,7 @@ pub async fn set_disabled(
             return Err(Error::LastAdmin);
         }
         let revoked = sessions::revoke_all(&mut *tx, id, None, "account_disabled", now).await?;
+        mfa::drop_challenges(&mut *tx, id).await?;
         details["sessions_revoked"] = json!(revoked);
     }
     let kind = if disabled {

@@ -1,6 +1,7 @@
 //! Deleting one's own account: the password, and a second factor when MFA
 //! is on. Every session ends at once (they go with the account), and the
-//! address is free for a new signup.
+//! address is free for a new signup. The last enabled admin cannot delete
+//! theirs, as they could not be disabled.
 //!
 //! Crypto-shredding: the account's data key goes with the account, so the
 //! personal fields of its audit events (sealed under that key) can no
@@ -17,7 +18,7 @@ use crate::domain::credentials::{self, Account};
 use crate::domain::mfa::factor::{self, Against, Factor};
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
-use crate::storage::users;
+use crate::storage::{admin, users};
 
 pub async fn delete_account(
     services: &Services,
@@ -34,6 +35,11 @@ pub async fn delete_account(
         Kind::AccountDeleted,
     )
     .await?;
+    // Before the factor is spent, so a refusal costs no recovery code;
+    // checked again under the lock below.
+    if admin::is_last_admin(&services.db, user_id).await? {
+        return Err(Error::LastAdmin);
+    }
     if user.mfa_enabled {
         let factor = second_factor.ok_or_else(|| {
             Error::InvalidRequest("MFA is on: send code or recovery_code too".into())
@@ -49,6 +55,12 @@ pub async fn delete_account(
         .await?;
     }
     let mut tx = services.db.begin().await?;
+    // As for disabling an admin: under the lock, so that two admins
+    // deleting themselves at once cannot each count on the other.
+    admin::lock_admins(&mut *tx).await?;
+    if admin::is_last_admin(&mut *tx, user_id).await? {
+        return Err(Error::LastAdmin);
+    }
     // Recorded first, sealed under the account's key, which goes next.
     let event = Event::by_user(Kind::AccountDeleted, user_id, "success", json!({}));
     services.audit.append(&mut tx, ctx, event).await?;

@@ -97,6 +97,12 @@ pub async fn complete(
         amr: method.amr(),
         idp: None,
     };
-    let issued = sessions::open_session(services, ctx, opening).await?;
+    // An account disabled since the attempt was taken opens no session.
+    let issued = sessions::open_session(services, ctx, opening)
+        .await
+        .map_err(|e| match e {
+            Error::InvalidCredentials => Error::InvalidMfaToken,
+            other => other,
+        })?;
     Ok((issued, client_type))
 }
