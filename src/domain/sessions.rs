@@ -232,8 +232,11 @@ pub fn issue(
 }
 
 /// Spends `presented` for a child and a new access token. A `client_id`
-/// the caller names must be the session's: checked before the token is
-/// spent, so a mistaken call costs nothing.
+/// the caller names must be the session's: checked before an unspent token
+/// is spent, so a mistaken call costs nothing. A spent or unknown token
+/// goes on to `rotate` whatever client it names, so that naming another
+/// client can neither dodge reuse detection nor tell a replayed token's
+/// family apart from a dead one.
 pub async fn refresh(
     state: &Services,
     ctx: &Context,
@@ -241,17 +244,27 @@ pub async fn refresh(
     client_id: Option<&str>,
 ) -> Result<Issued> {
     let presented = PlainToken::parse(presented).ok_or(Error::InvalidRefreshToken)?;
-    if let Some(requested) = client_id {
-        let requested = state.clients.resolve(&state.db, Some(requested)).await?;
-        let stored = store::client_of_token(&state.db, &presented.hash())
-            .await?
-            .ok_or(Error::InvalidRefreshToken)?;
-        if stored.as_deref() != requested.stored_id() {
+    let requested = match client_id {
+        Some(id) => Some(state.clients.resolve(&state.db, Some(id)).await?),
+        None => None,
+    };
+    let names_another = |stored: Option<&str>| {
+        requested
+            .as_ref()
+            .is_some_and(|client| stored != client.stored_id())
+    };
+    if requested.is_some() {
+        let stored = store::client_of_unspent(&state.db, &presented.hash()).await?;
+        if stored.is_some_and(|stored| names_another(stored.as_deref())) {
             return Err(Error::InvalidClient);
         }
     }
     let now = state.clock.now();
     let (session, child) = rotate(state, ctx, &presented, now).await?;
+    if names_another(session.client_id.as_deref()) {
+        // A spent token within the leeway: its child is not handed out.
+        return Err(Error::InvalidClient);
+    }
     let client = state
         .clients
         .stored(&state.db, session.client_id.as_deref())

@@ -302,14 +302,14 @@ pub async fn session_of_token(
 }
 
 /// The client of the token's session (`Some(None)`: the default client);
-/// `None` for an unknown token.
-pub async fn client_of_token(
+/// `None` for a token that is unknown or spent.
+pub async fn client_of_unspent(
     db: impl PgExecutor<'_>,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<Option<String>>> {
     sqlx::query_scalar(
         "SELECT s.client_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-         WHERE t.token_hash = $1",
+         WHERE t.token_hash = $1 AND t.spent_at IS NULL",
     )
     .bind(token_hash)
     .fetch_optional(db)

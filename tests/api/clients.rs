@@ -99,6 +99,37 @@ async fn tokens_carry_the_registered_clients_audience_lifetime_and_scope() {
 }
 
 #[tokio::test]
+async fn a_replayed_token_naming_another_client_is_still_reuse() {
+    let app = spawn_app().await;
+    app.create_user("replay@example.com").await;
+    let id = create_client(&app, &["--name", "mobile", "--audience", "orders-api"]).unwrap();
+    let response = login_for(&app, "replay@example.com", "native", &id).await;
+    let stolen = str_field(&response.json::<Value>().await.unwrap(), "refresh_token");
+    let response = app.refresh_body(&stolen).await;
+    let newest = str_field(&response.json::<Value>().await.unwrap(), "refresh_token");
+    app.clock.advance(time::Duration::seconds(11));
+    // The thief replays the spent token and names another client: it is
+    // reuse (401, the family revoked), not a hint that the family lives.
+    let body = json!({ "refresh_token": stolen, "client_id": "default" });
+    let response = app.post_json("/v1/auth/refresh", &body).await;
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::UNAUTHORIZED, "invalid_refresh_token".into())
+    );
+    assert_eq!(
+        app.refresh_body(&newest).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_events WHERE event_type = 'refresh_token_reuse_detected'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn browsers_keep_their_client_through_the_cookie() {
     let app = spawn_app().await;
     app.create_user("web@example.com").await;
