@@ -806,6 +806,23 @@ async fn a_dead_smtp_server_delays_mail_but_never_a_request() {
 }
 
 #[tokio::test]
+async fn a_recipient_the_relay_refuses_is_given_up_at_once() {
+    let (app, sink) = spawn_with_sink(|_| {}).await;
+    let response = app.signup("bounce.kim@example.com", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    sink.wait_refused("bounce.kim@example.com", 1).await;
+    // A 550 for this recipient: the row goes, rather than being retried
+    // (and logged) every few seconds for a day.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.count("SELECT count(*) FROM mail_outbox").await > 0 {
+        assert!(Instant::now() < deadline, "the refused mail stays queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sink.refusals("bounce.kim@example.com"), 1);
+}
+
+#[tokio::test]
 async fn queued_mail_survives_a_restart() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -1,5 +1,7 @@
 //! A minimal SMTP server for the tests: it accepts every message (no TLS,
-//! no auth, as authd allows towards loopback) and keeps it for inspection.
+//! no auth, as authd allows towards loopback) and keeps it for inspection,
+//! except for recipients whose local part starts with `bounce`, which it
+//! refuses for good (550, quoting the address, as real relays do).
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,7 +59,14 @@ fn find_part(mail: &mailparse::ParsedMail<'_>, mime: &str) -> Option<String> {
 pub struct SmtpSink {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
+    refused: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Store {
+    received: Arc<Mutex<Vec<Received>>>,
+    refused: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for SmtpSink {
@@ -74,8 +83,11 @@ impl SmtpSink {
     pub async fn start_on(addr: SocketAddr) -> Self {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let store = received.clone();
+        let store = Store {
+            received: Arc::new(Mutex::new(Vec::new())),
+            refused: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (received, refused) = (store.received.clone(), store.refused.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(session(stream, store.clone()));
@@ -84,7 +96,29 @@ impl SmtpSink {
         Self {
             addr,
             received,
+            refused,
             task,
+        }
+    }
+
+    /// How many times a `bounce…` recipient `to` was refused.
+    pub fn refusals(&self, to: &str) -> usize {
+        let refused = self.refused.lock().unwrap();
+        refused
+            .iter()
+            .filter(|r| r.eq_ignore_ascii_case(to))
+            .count()
+    }
+
+    /// Waits (up to 10 s) until `to` has been refused `count` times.
+    pub async fn wait_refused(&self, to: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.refusals(to) < count {
+            assert!(
+                Instant::now() < deadline,
+                "{to} was not refused {count} times"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
@@ -118,7 +152,7 @@ impl SmtpSink {
     }
 }
 
-async fn session(stream: TcpStream, store: Arc<Mutex<Vec<Received>>>) {
+async fn session(stream: TcpStream, store: Store) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let _ = write.write_all(b"220 sink ESMTP\r\n").await;
@@ -130,18 +164,24 @@ async fn session(stream: TcpStream, store: Arc<Mutex<Vec<Received>>>) {
             return;
         }
         let command = line.trim_end().to_ascii_uppercase();
-        let reply: &[u8] = if command.starts_with("EHLO") {
-            b"250-sink\r\n250 8BITMIME\r\n"
+        let reply: Vec<u8> = if command.starts_with("EHLO") {
+            b"250-sink\r\n250 8BITMIME\r\n".to_vec()
         } else if command.starts_with("HELO") || command.starts_with("MAIL") {
-            b"250 ok\r\n"
+            b"250 ok\r\n".to_vec()
         } else if command.starts_with("RCPT") {
             let address = line
                 .split_once('<')
                 .and_then(|(_, rest)| rest.split_once('>'))
                 .map(|(a, _)| a.to_owned())
                 .unwrap_or_default();
-            to.push(address);
-            b"250 ok\r\n"
+            if address.to_ascii_lowercase().starts_with("bounce") {
+                let reply = format!("550 5.1.1 <{address}>: Recipient address rejected\r\n");
+                store.refused.lock().unwrap().push(address);
+                reply.into_bytes()
+            } else {
+                to.push(address);
+                b"250 ok\r\n".to_vec()
+            }
         } else if command == "DATA" {
             let _ = write.write_all(b"354 go ahead\r\n").await;
             let mut data = String::new();
@@ -155,18 +195,18 @@ async fn session(stream: TcpStream, store: Arc<Mutex<Vec<Received>>>) {
                 }
                 data.push_str(line.strip_prefix('.').unwrap_or(&line));
             }
-            store.lock().unwrap().push(Received {
+            store.received.lock().unwrap().push(Received {
                 to: std::mem::take(&mut to),
                 data,
             });
-            b"250 queued\r\n"
+            b"250 queued\r\n".to_vec()
         } else if command == "QUIT" {
             let _ = write.write_all(b"221 bye\r\n").await;
             return;
         } else {
-            b"250 ok\r\n"
+            b"250 ok\r\n".to_vec()
         };
-        if write.write_all(reply).await.is_err() {
+        if write.write_all(&reply).await.is_err() {
             return;
         }
     }

@@ -260,9 +260,15 @@ async fn flows_log_no_emails_passwords_or_tokens() {
         .send()
         .await
         .unwrap();
+    // A relay that refuses the recipient quotes its address in the reply.
+    let bounced = "Bounce.Leaky@example.org";
+    app.signup(bounced, PASSWORD).await;
+    sink.wait_refused(bounced, 1).await;
     // Let the worker log whatever it logs about these mails.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     secrets.extend([
+        bounced.to_owned(),
+        "bounce.leaky".to_owned(),
         life.to_owned(),
         "life.leaky".to_owned(),
         moved.to_owned(),

@@ -40,33 +40,76 @@ impl Transport {
         Ok(Transport::Smtp(builder.build()))
     }
 
-    /// Sends one message; an error means it should be tried again later.
-    pub async fn send(&self, from: &str, to: &str, message: &Rendered) -> anyhow::Result<()> {
-        let from: Mailbox = from.parse()?;
-        let to: Mailbox = to.parse()?;
-        let email = Message::builder()
-            .from(from)
-            .to(to)
-            .subject(message.subject.clone())
-            .multipart(MultiPart::alternative_plain_html(
-                message.text.clone(),
-                message.html.clone(),
-            ))?;
+    /// Sends one message.
+    pub async fn send(&self, from: &str, to: &str, message: &Rendered) -> Result<(), Undelivered> {
+        let email = build(from, to, message).ok_or(Undelivered {
+            reason: "unbuildable".into(),
+            recipient_refused: true,
+        })?;
         match self {
             Transport::Smtp(smtp) => {
-                smtp.send(email).await?;
+                smtp.send(email).await.map_err(|e| Undelivered::smtp(&e))?;
             }
             Transport::File(dir) => {
                 let path = dir.join(format!("{}.eml", uuid::Uuid::new_v4()));
                 let bytes = email.formatted();
                 let dir = dir.clone();
-                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                     std::fs::create_dir_all(dir)?;
                     std::fs::write(path, bytes)
                 })
-                .await??;
+                .await;
+                if !matches!(written, Ok(Ok(()))) {
+                    return Err(Undelivered {
+                        reason: "file not written".into(),
+                        recipient_refused: false,
+                    });
+                }
             }
         }
         Ok(())
+    }
+}
+
+fn build(from: &str, to: &str, message: &Rendered) -> Option<Message> {
+    let from: Mailbox = from.parse().ok()?;
+    let to: Mailbox = to.parse().ok()?;
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(message.subject.clone())
+        .multipart(MultiPart::alternative_plain_html(
+            message.text.clone(),
+            message.html.clone(),
+        ))
+        .ok()
+}
+
+/// Why a message was not delivered, fit for the logs: never the relay's
+/// reply text, which often quotes the recipient's address.
+#[derive(Debug)]
+pub struct Undelivered {
+    /// The SMTP reply code, or the kind of failure.
+    pub reason: String,
+    /// The relay refused this recipient for good (550, 551, 553), or the
+    /// message cannot be built: retrying cannot help. Other permanent
+    /// replies (a refused login, a policy) are the relay's configuration,
+    /// which an operator may fix, so they are retried.
+    pub recipient_refused: bool,
+}
+
+impl Undelivered {
+    fn smtp(error: &lettre::transport::smtp::Error) -> Self {
+        let code = error.status().map(u16::from);
+        let reason = match code {
+            Some(code) => format!("smtp {code}"),
+            None if error.is_timeout() => "timeout".into(),
+            None if error.is_tls() => "tls".into(),
+            None => "connection".into(),
+        };
+        Undelivered {
+            reason,
+            recipient_refused: matches!(code, Some(550 | 551 | 553)),
+        }
     }
 }

@@ -108,13 +108,16 @@ async fn deliver(
             services.metrics.mail("sent");
             store::delete(&mut *tx, row.id).await?;
         }
-        Err(e) if (now - row.created_at).whole_seconds() >= mail.give_up_after_secs => {
-            tracing::error!(error = %e, template = ?template, "mail undeliverable; giving up");
+        Err(e)
+            if e.recipient_refused
+                || (now - row.created_at).whole_seconds() >= mail.give_up_after_secs =>
+        {
+            tracing::error!(reason = %e.reason, template = ?template, "mail undeliverable; giving up");
             services.metrics.mail("gave_up");
             store::delete(&mut *tx, row.id).await?;
         }
         Err(e) => {
-            tracing::warn!(error = %e, attempt = row.attempts + 1, "mail delivery failed; will retry");
+            tracing::warn!(reason = %e.reason, attempt = row.attempts + 1, "mail delivery failed; will retry");
             services.metrics.mail("retried");
             let pause = backoff(row.attempts, mail.max_retry_interval_secs);
             store::reschedule(&mut *tx, row.id, now + pause).await?;
