@@ -9,7 +9,7 @@
 //! reveals which exist; second factors (TOTP and recovery codes) under an
 //! HMAC of the user id, in another domain of the same key.
 use sqlx::{PgConnection, PgPool};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -21,6 +21,20 @@ use crate::storage::users::LoginUser;
 
 pub const SUBJECT_LABEL: &str = crate::crypto::master_key::labels::LOGIN_THROTTLE;
 const ACCOUNT_SCOPE: &str = "*";
+
+/// What every per-IP limit counts as one client: an IPv4 address (an
+/// IPv4-mapped IPv6 address counts as the IPv4 one it carries), or an IPv6
+/// address's /64. One host commonly holds a whole /64, and would otherwise
+/// get a fresh allowance with each of its 2^64 addresses.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+        v4 => v4,
+    }
+}
 
 pub struct Attempt {
     subject: [u8; 32],
@@ -48,7 +62,7 @@ impl Attempt {
     /// neither addresses nor IPs (nothing to shred when an account goes).
     fn new(key: &DataKey, subject: [u8; 32], ip: IpAddr) -> Self {
         let mut input = b"\0ip\0".to_vec();
-        input.extend_from_slice(ip.to_string().as_bytes());
+        input.extend_from_slice(client_network(ip).to_string().as_bytes());
         let ip_scope = key
             .hmac(&input)
             .iter()
@@ -145,6 +159,16 @@ pub fn backoff(failures: i32, free: i32, settings: &ThrottleSettings) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64_and_ipv4_as_itself() {
+        let net = |s: &str| client_network(s.parse().unwrap());
+        assert_eq!(net("2001:db8:1:2:aaaa::1"), net("2001:db8:1:2:ffff::9"));
+        assert_eq!(net("2001:db8:1:2:aaaa::1").to_string(), "2001:db8:1:2::");
+        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:1:3::1"));
+        assert_eq!(net("::ffff:198.51.100.7").to_string(), "198.51.100.7");
+        assert_ne!(net("198.51.100.7"), net("198.51.100.8"));
+    }
 
     #[test]
     fn backoff_doubles_after_free_failures_and_caps() {

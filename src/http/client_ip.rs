@@ -31,13 +31,18 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return canonical(peer);
         }
-        let hops = forwarded_for
+        let hops: Vec<&str> = forwarded_for
             .into_iter()
             .flat_map(|v| v.split(','))
-            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-            .map(canonical);
+            .collect();
         let mut client = canonical(peer);
-        for hop in hops.collect::<Vec<_>>().into_iter().rev() {
+        for hop in hops.into_iter().rev() {
+            // An entry that is not an address ends the walk at the last
+            // trusted hop: skipping it would make the client's own entry,
+            // to its left, the address every limit is keyed on.
+            let Some(hop) = parse_hop(hop) else {
+                break;
+            };
             client = hop;
             if !self.trusts(hop) {
                 break;
@@ -47,8 +52,19 @@ impl TrustedProxies {
     }
 }
 
+/// An `X-Forwarded-For` entry: an address, or an address with a port
+/// (`203.0.113.9:443`, `[2001:db8::1]:443`), as some proxies write it.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = hop
+        .parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()?;
+    Some(canonical(ip))
+}
+
 /// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -121,11 +137,28 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_entry_that_is_not_an_address_ends_the_walk() {
+        let nets: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxies = TrustedProxies::new(&nets);
+        // The client's own entry left of a garbled one is not believed.
+        let got = proxies.client_ip(ip("10.0.0.1"), Some("6.6.6.6, unknown"));
+        assert_eq!(got, ip("10.0.0.1"));
+        let got = proxies.client_ip(ip("10.0.0.1"), Some("6.6.6.6, 10.0.0.3, bogus, 10.0.0.2"));
+        assert_eq!(got, ip("10.0.0.2"));
+        // Entries with a port are addresses.
+        let got = proxies.client_ip(ip("10.0.0.1"), Some("6.6.6.6, 198.51.100.7:443"));
+        assert_eq!(got, ip("198.51.100.7"));
+        let got = proxies.client_ip(ip("10.0.0.1"), Some("6.6.6.6, [2001:db8::7]:443"));
+        assert_eq!(got, ip("2001:db8::7"));
+    }
+
     proptest::proptest! {
         /// Whatever the header holds: no panic; an untrusted peer is always
         /// the client; otherwise the client is the peer or an address that
-        /// appears in the header, and never a trusted one unless every hop
-        /// is trusted.
+        /// appears in the header, and a trusted one only when every entry
+        /// the walk passed (from the right, up to the first that is not an
+        /// address) is trusted.
         #[test]
         fn forwarded_for_parsing_keeps_its_invariants(
             peer in proptest::arbitrary::any::<[u8; 4]>(),
@@ -141,14 +174,14 @@ mod tests {
             if !proxies.trusts(peer) {
                 proptest::prop_assert_eq!(client, canonical(peer));
             } else {
-                let parsed: Vec<IpAddr> = header
+                let walked: Vec<IpAddr> = header
                     .split(',')
-                    .filter_map(|h| h.trim().parse::<IpAddr>().ok())
-                    .map(canonical)
+                    .rev()
+                    .map_while(parse_hop)
                     .collect();
-                proptest::prop_assert!(client == canonical(peer) || parsed.contains(&client));
+                proptest::prop_assert!(client == canonical(peer) || walked.contains(&client));
                 if proxies.trusts(client) {
-                    proptest::prop_assert!(parsed.iter().all(|ip| proxies.trusts(*ip)));
+                    proptest::prop_assert!(walked.iter().all(|ip| proxies.trusts(*ip)));
                 }
             }
         }

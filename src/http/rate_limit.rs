@@ -16,6 +16,7 @@ use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
 use tower_governor::key_extractor::KeyExtractor;
 
 use crate::config::{RateLimit, RateLimitSettings};
+use crate::domain::throttle::client_network;
 use crate::error::Error;
 use crate::http::client_ip::ClientIp;
 use crate::metrics::Metrics;
@@ -29,7 +30,7 @@ impl KeyExtractor for ClientIpKey {
     fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
         req.extensions()
             .get::<ClientIp>()
-            .map(|c| c.0)
+            .map(|c| client_network(c.0))
             .ok_or(GovernorError::UnableToExtractKey)
     }
 }

@@ -95,6 +95,54 @@ async fn behind_a_trusted_proxy_the_forwarded_client_ip_is_the_key() {
     );
 }
 
+#[tokio::test]
+async fn an_ipv6_client_gets_one_bucket_for_its_whole_64() {
+    let app = spawn_with(|s| {
+        s.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.rate_limit.signup.burst = 2;
+        s.rate_limit.signup.replenish_ms = 60_000;
+    })
+    .await;
+    let signup_as = |ip: String| {
+        app.client
+            .post(app.url("/v1/auth/signup"))
+            .header("x-forwarded-for", ip)
+            .json(&serde_json::json!({ "email": "p@example.com", "password": "short" }))
+            .send()
+    };
+    // A fresh address of the same /64 for every request.
+    for n in 1..=2 {
+        let status = signup_as(format!("2001:db8:7:7::{n}"))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let status = signup_as("2001:db8:7:7:ffff::3".into())
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Another /64 is another client.
+    let status = signup_as("2001:db8:7:8::1".into()).await.unwrap().status();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // An entry the proxy wrote that is not an address stops the walk: the
+    // address the client put left of it is not believed, so rotating it
+    // gets nothing (the proxy itself is then the client).
+    for n in 1..=2 {
+        let status = signup_as(format!("198.51.100.{n}, unknown"))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let status = signup_as("198.51.100.3, unknown".into())
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
 fn backoff_settings(s: &mut authd::config::Settings) {
     s.throttle.ip_free_failures = 2;
     s.throttle.account_free_failures = 100;

@@ -6,7 +6,7 @@
 //! only `/healthz` and `/readyz`, and only to peers in `probe_networks` or
 //! `trusted_proxies` (at most `RESERVE_PER_PEER` per address, so one
 //! address cannot take the whole reserve); beyond that, a new connection is
-//! closed at once. Each address holds at most
+//! closed at once. Each address (an IPv6 client's /64) holds at most
 //! `max_connections_per_peer`, except trusted proxies, behind which every
 //! client shares one address.
 use ipnet::IpNet;
@@ -15,6 +15,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::HttpSettings;
+use crate::domain::throttle::client_network;
+use crate::http::client_ip::canonical;
 
 /// Reserve connections one address may hold: a probe needs one at a time.
 const RESERVE_PER_PEER: usize = 2;
@@ -127,9 +129,10 @@ impl ConnectionLimits {
     }
 
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Admission {
-        let peer = canonical(peer);
-        let exempt = self.exempt.iter().any(|net| net.contains(&peer));
-        let probe = self.probes.iter().any(|net| net.contains(&peer));
+        let address = canonical(peer);
+        let exempt = self.exempt.iter().any(|net| net.contains(&address));
+        let probe = self.probes.iter().any(|net| net.contains(&address));
+        let peer = client_network(peer);
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = counts.peers.get(&peer).copied().unwrap_or_default();
         let reserve = if !exempt && mine.normal >= self.per_peer {
@@ -191,14 +194,6 @@ impl ConnectionLimits {
 impl Drop for Permit {
     fn drop(&mut self) {
         self.limits.release(self.peer, self.reserve);
-    }
-}
-
-/// IPv4-mapped IPv6 peers count as the IPv4 address they carry.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 
