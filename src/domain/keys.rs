@@ -265,7 +265,7 @@ pub async fn rotate(
     if !signing_keys::exists(&mut *tx).await? {
         key.activate_after = now;
     }
-    signing_keys::retire_newest(
+    signing_keys::retire_by(
         &mut *tx,
         activate_after + rotation.token_ttl + RETIRE_MARGIN,
     )
@@ -334,14 +334,16 @@ pub async fn list(db: &PgPool, now: OffsetDateTime) -> anyhow::Result<Vec<KeyInf
     Ok(keys
         .into_iter()
         .map(|k| KeyInfo {
+            // Retired first: an immediate rotation can retire a key that
+            // was still waiting for its activation, which it never reaches.
             status: if Some(&k.kid) == signer.as_ref() {
                 "active"
+            } else if k.retire_after.is_some_and(|r| r <= now) {
+                "retired"
             } else if k.activate_after > now {
                 "pending"
-            } else if k.retire_after.is_none_or(|r| r > now) {
-                "verify-only"
             } else {
-                "retired"
+                "verify-only"
             },
             kid: k.kid,
             algorithm: k.algorithm,

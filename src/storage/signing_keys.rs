@@ -56,15 +56,18 @@ pub async fn exists(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
         .await
 }
 
-/// Schedules the retirement of the (until now) newest key.
-pub async fn retire_newest(
-    db: impl PgExecutor<'_>,
-    retire_after: OffsetDateTime,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE signing_keys SET retire_after = $1 WHERE retire_after IS NULL")
-        .bind(retire_after)
-        .execute(db)
-        .await?;
+/// Schedules every key that would retire later (or never) to retire at
+/// `retire_after`: the key being replaced, and after an immediate rotation
+/// (a key feared compromised) also the one still signing while an earlier
+/// rotation waited for its activation, whose own retirement lay further out.
+pub async fn retire_by(db: impl PgExecutor<'_>, retire_after: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE signing_keys SET retire_after = $1
+         WHERE retire_after IS NULL OR retire_after > $1",
+    )
+    .bind(retire_after)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

@@ -230,6 +230,34 @@ async fn immediate_rotation_signs_with_the_new_key_at_once() {
 }
 
 #[tokio::test]
+async fn an_immediate_rotation_cuts_short_the_key_a_pending_rotation_left_signing() {
+    let app = spawn_app().await;
+    app.create_user("leak@example.com").await;
+    let (token, _) = app.login_native("leak@example.com").await;
+    let feared = kid_of(&token);
+    // A scheduled rotation leaves the old key signing for its delay, with a
+    // retirement far beyond it...
+    let pending = app.rotate_keys().await;
+    app.clock.advance(Duration::minutes(30));
+    // ...then the old key is feared compromised.
+    let fresh = app
+        .rotate_keys_with(app.state.keys.sealing_key(), true)
+        .await;
+    let (signed_now, _) = app.login_native("leak@example.com").await;
+    assert_eq!(kid_of(&signed_now), fresh);
+    // Once any token it signed can have expired (an hour for a registered
+    // client, plus the margin), neither older key is trusted any more,
+    // where before the fix the feared one stayed until the scheduled
+    // rotation's end, three hours on.
+    app.clock.advance(Duration::seconds(3600 + 5 * 60 + 1));
+    app.reload_keys().await;
+    assert_eq!(kids(&jwks(&app).await), vec![fresh]);
+    let listed = statuses(&app).await;
+    assert!(listed.contains(&(feared, "retired")), "{listed:?}");
+    assert!(listed.contains(&(pending, "retired")), "{listed:?}");
+}
+
+#[tokio::test]
 async fn private_keys_are_stored_encrypted() {
     let app = spawn_app().await;
     let sealed: Vec<u8> = sqlx::query_scalar("SELECT private_key_enc FROM signing_keys")
