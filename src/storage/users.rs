@@ -264,6 +264,20 @@ pub async fn update_password_hash(
     Ok(())
 }
 
+/// Removes the account's password: it signs in through its provider only.
+pub async fn remove_password(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET password_hash = NULL, updated_at = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(now)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, FromRow)]
 pub struct Profile {
     pub id: Uuid,

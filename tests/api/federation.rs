@@ -126,6 +126,17 @@ async fn without_mfa_at_the_idp_the_admin_role_cannot_act() {
         error_code(admin_users(&app, &access).await).await,
         (StatusCode::FORBIDDEN, "mfa_required".into())
     );
+    // One method that is a factor on its own (a passwordless SMS sign-in)
+    // is not two; with a password beside it, it is.
+    for (methods, amr) in [
+        (&["sms"][..], json!(["fed"])),
+        (&["pwd", "otp"][..], json!(["fed", "mfa"])),
+    ] {
+        idp.signs_in(admin_account("bob", methods)).await;
+        let walk = Browser::new().sign_in(&app, "").await;
+        let access = access_token_after(&app, &walk.response).await;
+        assert_eq!(jwt_parts(&access).1["amr"], amr, "{methods:?}");
+    }
 }
 
 #[tokio::test]
@@ -303,12 +314,30 @@ async fn an_unverified_idp_address_is_never_linked_to_a_local_account() {
     assert_eq!(failures(&app).await, ["address_taken"]);
 
     // Verified on both sides: linked to the existing account.
+    let (password_access, password_refresh) = app.login_native("frank@corp.example").await;
     idp.signs_in(admin_account("frank", &["pwd", "mfa"])).await;
     let linked = Browser::new().sign_in(&app, "").await.response;
     assert_eq!(linked.status(), StatusCode::SEE_OTHER);
     let access = access_token_after(&app, &linked).await;
     assert_eq!(jwt_parts(&access).1["sub"], local.to_string());
     assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
+    // From now on only the provider signs it in: the password and the
+    // sessions it opened are gone, so leaving the company (or a group)
+    // there cannot be dodged with them.
+    let login = app.login("frank@corp.example", PASSWORD, "native").await;
+    assert_eq!(
+        error_code(login).await,
+        (StatusCode::UNAUTHORIZED, "invalid_credentials".into())
+    );
+    assert_eq!(
+        app.refresh_body(&password_refresh).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.me(&password_access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.me(&access).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]

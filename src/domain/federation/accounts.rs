@@ -3,8 +3,9 @@
 //! The account is found by (provider, `sub`). Only when the provider is
 //! configured with `link_by_verified_email`, says the address is verified,
 //! and exactly one local account holds that address (or reads like it), and
-//! that account's address is verified too, is an existing account linked.
-//! Otherwise, with `auto_provision`, a new account without a password is
+//! that account's address is verified too, is an existing account linked;
+//! linking removes its password and ends its sessions, so that it too
+//! answers to the provider alone. Otherwise, with `auto_provision`, a new account without a password is
 //! created. Roles are the default ones plus those `group_roles` maps the
 //! provider's groups to, set at every sign-in: a group removed upstream
 //! takes its role away.
@@ -19,6 +20,7 @@ use crate::domain::federation::id_token::Identity;
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
 use crate::storage::federation as store;
+use crate::storage::sessions;
 use crate::storage::users::{self, NewUser};
 
 type Tx<'t> = sqlx::Transaction<'t, sqlx::Postgres>;
@@ -76,7 +78,15 @@ pub async fn resolve(
                 if !store::link(&mut **tx, provider, &identity.subject, one.id, now).await? {
                     return Err(Error::FederationDenied("linked_to_another_subject"));
                 }
-                let details = json!({ "provider": provider });
+                // From now on the provider alone decides who this is and
+                // which roles they hold: a password (and its sessions)
+                // would outlive their removal from a group, or from the
+                // company.
+                users::remove_password(&mut **tx, one.id, now).await?;
+                let revoked =
+                    sessions::revoke_all(&mut **tx, one.id, None, "federated_identity_linked", now)
+                        .await?;
+                let details = json!({ "provider": provider, "sessions_revoked": revoked });
                 let event =
                     Event::by_user(Kind::FederatedIdentityLinked, one.id, "success", details);
                 services.audit.append(tx, ctx, event).await?;

@@ -201,7 +201,12 @@ async fn complete(
         idp: Some(&provider.id),
     };
     let (session, token) = sessions::open_in(services, ctx, &mut tx, &opening).await?;
-    tx.commit().await?;
+    // Linking revokes the account's earlier sessions: no replica may still
+    // trust them once this answers.
+    services
+        .session_cache
+        .commit(&services.db, tx, Some(user_id))
+        .await?;
     let issued = sessions::issue(services, &client, &session, token, now)?;
     Ok(Finished {
         issued,
@@ -209,15 +214,18 @@ async fn complete(
     })
 }
 
-/// `fed`, plus `mfa` when the provider says a second factor was used (one
-/// of its `mfa_amr_values`) or is trusted to always require one.
+/// `fed`, plus `mfa` when the provider says more than one factor was used,
+/// or is trusted to always require that. A value of `mfa_amr_values` counts
+/// when it is `mfa` itself, or comes with another method: on its own,
+/// `otp` or `sms` is one factor (RFC 8176), as in a passwordless SMS
+/// sign-in.
 fn amr(provider: &Provider, identity: &Identity) -> Vec<String> {
     let settings = &provider.settings;
+    let methods: std::collections::BTreeSet<&String> = identity.amr.iter().collect();
     let mfa = settings.assume_mfa
-        || identity
-            .amr
-            .iter()
-            .any(|value| settings.mfa_amr_values.contains(value));
+        || methods.iter().any(|value| {
+            settings.mfa_amr_values.contains(value) && (*value == "mfa" || methods.len() >= 2)
+        });
     let mut amr = vec!["fed".to_owned()];
     if mfa {
         amr.push("mfa".to_owned());
