@@ -104,7 +104,10 @@ async fn hash_acceptable(services: &Services, user_id: Uuid, password: &str) -> 
     services.passwords.hash(normalized).await
 }
 
-/// The audit event and the "password changed" mail.
+/// Voids what the old password could have started (an address change, a
+/// reset link, an MFA login past its password step), then the audit event
+/// and the "password changed" mail. Otherwise someone who knew the old
+/// password could still finish moving the account to an address of theirs.
 async fn finish(
     services: &Services,
     ctx: &Context,

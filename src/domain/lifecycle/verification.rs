@@ -61,7 +61,9 @@ pub async fn verify(services: &Services, ctx: &Context, presented: &str) -> Resu
 /// Queues a new verification mail for `email` if it has an unverified
 /// account; answers the same either way.
 pub async fn resend(services: &Services, email: &str) -> Result<()> {
-    let email = Email::parse(email)?;
+    // Accounts from before the current address rules are found by
+    // their old key, as at login.
+    let email = Email::parse(email).or_else(|_| Email::parse_legacy(email))?;
     let job = Job::ResendVerification {
         email_key: email.key().to_owned(),
     };
