@@ -93,21 +93,25 @@ pub async fn page(
     .await
 }
 
-/// A user's own events (as actor or subject), newest first, before `before`.
+/// A user's own events (as actor or subject), newest first, before `before`,
+/// but not those of the `hidden_from_subject` kinds that others did to them.
 pub async fn for_user(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
     before: i64,
     limit: i64,
+    hidden_from_subject: &[&str],
 ) -> sqlx::Result<Vec<StoredEvent>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM audit_events
          WHERE (subject_user_id = $1 OR actor_user_id = $1) AND seq < $2
+           AND NOT (event_type = ANY($4) AND actor_user_id IS DISTINCT FROM $1)
          ORDER BY seq DESC LIMIT $3"
     ))
     .bind(user_id)
     .bind(before)
     .bind(limit)
+    .bind(hidden_from_subject)
     .fetch_all(db)
     .await
 }

@@ -409,6 +409,87 @@ async fn a_nul_character_in_admin_input_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn users_see_what_staff_changed_but_not_who_looked_or_from_where() {
+    let app = spawn_app().await;
+    let boss = staff(&app, "boss5@example.com", &["admin"], true).await;
+    app.create_user("watched@example.com").await;
+    let id = user_id(&app, "watched@example.com").await;
+    let as_staff = |method: Method, path: String, body: Option<Value>| {
+        let mut request = app
+            .client
+            .request(method, app.url(&path))
+            .bearer_auth(&boss)
+            .header("user-agent", "staff-console/9");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let viewed = as_staff(Method::GET, format!("/v1/admin/users/{id}"), None).await;
+    assert_eq!(viewed.unwrap().status(), StatusCode::OK);
+    let audit = as_staff(Method::GET, format!("/v1/admin/audit?user_id={id}"), None).await;
+    assert_eq!(audit.unwrap().status(), StatusCode::OK);
+    let body = json!({ "reason": "fraud inquiry 42" });
+    let path = format!("/v1/admin/users/{id}/sessions/revoke");
+    let revoked = as_staff(Method::POST, path, Some(body)).await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+
+    let (access, _) = app.login_native("watched@example.com").await;
+    let activity = call(
+        &app,
+        Method::GET,
+        "/v1/me/activity?limit=100",
+        &access,
+        None,
+    )
+    .await;
+    let text = activity.text().await.unwrap();
+    let events: Value = serde_json::from_str(&text).unwrap();
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"sessions_revoked_by_admin"), "{kinds:?}");
+    assert!(!kinds.contains(&"admin_user_viewed"), "{kinds:?}");
+    assert!(!kinds.contains(&"admin_audit_read"), "{kinds:?}");
+    assert!(!text.contains("staff-console"), "{text}");
+    assert!(!text.contains("fraud inquiry"), "{text}");
+    // The staff member's own activity still lists their reads.
+    let own = call(&app, Method::GET, "/v1/me/activity?limit=100", &boss, None).await;
+    assert!(own.text().await.unwrap().contains("admin_user_viewed"));
+}
+
+#[tokio::test]
+async fn support_cannot_end_the_sessions_of_those_who_outrank_it() {
+    let app = spawn_app().await;
+    let boss = staff(&app, "boss6@example.com", &["admin"], true).await;
+    let helper = staff(&app, "helpdesk@example.com", &["support"], true).await;
+    app.create_user("customer@example.com").await;
+    let revoke = |email: &'static str| {
+        let app = &app;
+        let helper = &helper;
+        async move {
+            let id = user_id(app, email).await;
+            let path = format!("/v1/admin/users/{id}/sessions/revoke");
+            let body = json!({ "reason": "ticket 7" });
+            call(app, Method::POST, &path, helper, Some(body)).await
+        }
+    };
+    assert_eq!(
+        error_code(revoke("boss6@example.com").await).await,
+        (StatusCode::FORBIDDEN, "forbidden".into())
+    );
+    let still = call(&app, Method::GET, "/v1/admin/users", &boss, None).await;
+    assert_eq!(still.status(), StatusCode::OK);
+    assert_eq!(
+        revoke("customer@example.com").await.status(),
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
 async fn disabling_voids_an_mfa_login_half_way_through() {
     let app = spawn_app().await;
     let boss = staff(&app, "boss3@example.com", &["admin"], true).await;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::AuditLog;
+use super::{AuditLog, Kind};
 use crate::error::Result;
 use crate::storage::audit as store;
 
@@ -28,6 +28,13 @@ pub struct ActivityPage {
     pub next_before: Option<i64>,
 }
 
+/// Staff reading an account: its owner is not told (that could tip off an
+/// investigation). What staff change on it does show, as below.
+const STAFF_READS: [Kind; 2] = [Kind::AdminUserViewed, Kind::AdminAuditRead];
+
+/// The caller's events. Of one that someone else did to the account (an
+/// admin's change), the IP and user agent are that person's, and the
+/// `reason` their note: neither is shown.
 pub async fn activity(
     log: &AuditLog,
     db: &PgPool,
@@ -35,14 +42,20 @@ pub async fn activity(
     before: Option<i64>,
     limit: i64,
 ) -> Result<ActivityPage> {
-    let mut events = store::for_user(db, user_id, before.unwrap_or(i64::MAX), limit + 1).await?;
+    let hidden = STAFF_READS.map(Kind::as_str);
+    let before = before.unwrap_or(i64::MAX);
+    let mut events = store::for_user(db, user_id, before, limit + 1, &hidden).await?;
     let next_before = crate::domain::paging::trim(&mut events, limit).map(|e| e.seq);
     let key = log.user_keys().get(db, user_id).await?;
     let events = events
         .into_iter()
-        .map(|e| {
-            let owned = e.owner() == Some(user_id);
+        .map(|mut e| {
+            let by_other = e.actor_user_id.is_some_and(|actor| actor != user_id);
+            let owned = !by_other && e.owner() == Some(user_id);
             let (client_ip, user_agent) = AuditLog::personal(&e, key.as_ref().filter(|_| owned));
+            if let (true, Some(details)) = (by_other, e.details.as_object_mut()) {
+                details.remove("reason");
+            }
             ActivityEvent {
                 seq: e.seq,
                 occurred_at: e.occurred_at,
