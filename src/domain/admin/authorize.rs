@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use crate::domain::access_tokens::AccessClaims;
-use crate::domain::admin::permissions::{self, Permission};
+use crate::domain::admin::permissions::{self, Permission, PermissionSet};
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
 use crate::storage::admin as store;
@@ -14,12 +14,23 @@ use crate::storage::admin as store;
 #[derive(Debug, Clone, Copy)]
 pub struct AdminCaller {
     pub user_id: Option<Uuid>,
+    /// What the caller's roles grant (everything at the command line).
+    pub granted: PermissionSet,
 }
 
 impl AdminCaller {
+    /// Staff may act on an account only if their roles grant all that its
+    /// roles do: support cannot log out the admins who could stop them.
+    pub fn outranks(&self, target_roles: &[String]) -> bool {
+        self.granted.covers(PermissionSet::of(target_roles))
+    }
+
     /// `authd users …`: whoever has the database and the master key.
     pub fn cli() -> Self {
-        Self { user_id: None }
+        Self {
+            user_id: None,
+            granted: PermissionSet::ALL,
+        }
     }
 }
 
@@ -40,5 +51,6 @@ pub async fn authorize(
     }
     Ok(AdminCaller {
         user_id: Some(claims.sub),
+        granted: PermissionSet::of(&roles),
     })
 }

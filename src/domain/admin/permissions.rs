@@ -51,6 +51,29 @@ pub fn grants(roles: &[String], permission: Permission) -> bool {
     })
 }
 
+/// The permissions some roles grant together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PermissionSet(u16);
+
+impl PermissionSet {
+    /// An operator at the command line.
+    pub const ALL: Self = Self(u16::MAX);
+
+    pub fn of(roles: &[String]) -> Self {
+        let bits = ROLES
+            .iter()
+            .filter(|(name, _)| roles.iter().any(|role| role == name))
+            .flat_map(|(_, permissions)| permissions.iter())
+            .fold(0u16, |bits, permission| bits | 1 << (*permission as u16));
+        Self(bits)
+    }
+
+    /// Whether these hold every permission `other` holds.
+    pub fn covers(self, other: Self) -> bool {
+        other.0 & !self.0 == 0
+    }
+}
+
 pub fn is_known(role: &str) -> bool {
     ROLES.iter().any(|(name, _)| *name == role)
 }

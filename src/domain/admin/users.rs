@@ -177,8 +177,11 @@ pub async fn revoke_sessions(
 ) -> Result<u64> {
     let now = services.clock.now();
     let mut tx = services.db.begin().await?;
-    if users::email_of(&mut *tx, id).await?.is_none() {
-        return Err(Error::NotFound);
+    let target = store::user(&mut *tx, id, now)
+        .await?
+        .ok_or(Error::NotFound)?;
+    if !caller.outranks(&target.roles) {
+        return Err(Error::Forbidden);
     }
     let revoked = sessions::revoke_all(&mut *tx, id, None, "revoked_by_admin", now).await?;
     let details = json!({ "reason": reason, "sessions_revoked": revoked });
