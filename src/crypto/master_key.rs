@@ -180,6 +180,14 @@ impl DataKey {
         Ok(out)
     }
 
+    /// The bytes every ciphertext this key seals starts with (format and
+    /// key id): what tells, without opening it, which key sealed a row.
+    pub fn sealing_header(&self) -> Vec<u8> {
+        let mut header = vec![CIPHERTEXT_FORMAT];
+        header.extend_from_slice(&self.id());
+        header
+    }
+
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(
             sealed.len() > HEADER_LEN && sealed[0] == CIPHERTEXT_FORMAT,

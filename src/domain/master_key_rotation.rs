@@ -33,6 +33,13 @@ pub async fn rotate_master(
     );
     let mut tx = db.begin().await?;
     signing_keys::lock(&mut *tx).await?;
+    // Before anything is read: an account's data key is created under the
+    // audit chain's lock, so none can be committed between reading the keys
+    // and re-sealing them (it would stay under the old key). The chain lock
+    // comes first, in the order appends take them, so neither can wait on
+    // the other.
+    audit.lock_chain(&mut tx).await?;
+    user_keys::lock_all(&mut *tx).await?;
     let mut resealed = 0;
     for key in signing_keys::all(&mut *tx).await? {
         let plain = old_signing.open(key.kid.as_bytes(), &key.private_key_enc)?;

@@ -44,7 +44,18 @@ impl UserKeys {
                 let fresh = self
                     .sealing
                     .seal(&aad(user_id), DataKey::generate()?.expose_bytes())?;
-                store::insert_or_get(&mut *conn, user_id, &fresh, now).await?
+                let header = self.sealing.sealing_header();
+                let stored =
+                    store::insert_or_get(&mut *conn, user_id, &fresh, &header, now).await?;
+                // A key sealed under a master key that `secrets rotate-master`
+                // has replaced would be unreadable once this process restarts
+                // with the new one, and lost when the old one is destroyed.
+                if stored.is_none() && store::sealed_by_another(&mut *conn, &header).await? {
+                    anyhow::bail!(
+                        "the data keys have been re-sealed under another master key: restart with the current secrets.master_key_file"
+                    );
+                }
+                stored
             }
         };
         sealed.map(|s| self.open(user_id, &s)).transpose()

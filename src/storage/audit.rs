@@ -46,6 +46,14 @@ pub struct Head {
     pub owner_key: Option<Vec<u8>>,
 }
 
+/// Takes the append lock until the transaction ends (as every append does).
+pub async fn lock_chain(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('authd.audit_events'))")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Serialises appends until the end of the caller's transaction and reads
 /// the head that lock protects, in one round trip (the migration's
 /// `authd_audit_lock_head` says how).

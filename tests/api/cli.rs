@@ -252,6 +252,35 @@ async fn master_key_rotation_reseals_everything_and_keeps_the_chain() {
     drop_database(pool, &name).await;
 }
 
+#[tokio::test]
+async fn a_replica_left_on_the_old_master_key_seals_nothing_the_new_key_cannot_open() {
+    use authd::crypto::MasterKey;
+    use std::path::Path;
+    let app = spawn_app().await;
+    app.create_user("early@example.com").await;
+    let old = MasterKey::load("test", Path::new(&app.master_key_file)).unwrap();
+    let new_file = format!("{}/new.key", tempdir());
+    let new = MasterKey::load_or_generate(Path::new(&new_file), true).unwrap();
+    let ctx = authd::domain::audit::Context::cli();
+    authd::domain::master_key_rotation::rotate_master(&app.db, &old, &new, &app.state.audit, &ctx)
+        .await
+        .unwrap();
+    // This replica has not restarted yet. A signup needs a new account key,
+    // which it would seal under the old master key: refused, whole.
+    let response = app.signup("late@example.com", PASSWORD).await;
+    assert_eq!(response.status(), 500);
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM user_data_keys").await, 1);
+    // Restarted with the new key, every account works.
+    std::fs::copy(&new_file, &app.master_key_file).unwrap();
+    let (again, _) = spawn_again(&app, |_| {}).await;
+    again.create_user("late@example.com").await;
+    for email in ["early@example.com", "late@example.com"] {
+        let login = again.login(email, PASSWORD, "native").await;
+        assert_eq!(login.status(), 200, "{email}");
+    }
+}
+
 #[test]
 fn prod_refuses_inline_secrets_and_loose_secret_files() {
     let dir = tempdir();

@@ -198,6 +198,13 @@ impl AuditLog {
         &self.user_keys
     }
 
+    /// Holds off every append (and so every new account data key) until
+    /// the caller's transaction ends.
+    pub async fn lock_chain(&self, conn: &mut PgConnection) -> Result<()> {
+        store::lock_chain(conn).await?;
+        Ok(())
+    }
+
     /// Appends `event` inside the caller's transaction; returns its sequence
     /// number. Call it last: the chain lock is held until commit.
     pub async fn append(
