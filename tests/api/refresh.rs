@@ -445,7 +445,10 @@ async fn cors_preflight_is_answered_only_for_allowed_origins() {
     );
     assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
     // Exactly what the README's CORS paragraph lists.
-    assert_eq!(ok.headers()["access-control-allow-methods"], "GET,POST");
+    assert_eq!(
+        ok.headers()["access-control-allow-methods"],
+        "GET,POST,PUT,DELETE"
+    );
     assert_eq!(
         ok.headers()["access-control-allow-headers"],
         "content-type,authorization,x-request-id,idempotency-key"
