@@ -281,6 +281,30 @@ async fn a_replica_left_on_the_old_master_key_seals_nothing_the_new_key_cannot_o
     }
 }
 
+#[tokio::test]
+async fn two_replicas_creating_a_data_key_at_once_both_get_the_stored_one() {
+    let (name, pool) = create_database().await;
+    let now = time::OffsetDateTime::now_utc();
+    // The other replica's insert, not yet committed.
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO sealed_keys (purpose, ciphertext, created_at) VALUES ('race', 'first', $1)",
+    )
+    .bind(now)
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let ours = tokio::spawn({
+        let pool = pool.clone();
+        async move { authd::storage::sealed_keys::insert_or_get(&pool, "race", b"second", now).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    other.commit().await.unwrap();
+    let stored = ours.await.unwrap().unwrap();
+    assert_eq!(stored, b"first");
+    drop_database(pool, &name).await;
+}
+
 #[test]
 fn prod_refuses_inline_secrets_and_loose_secret_files() {
     let dir = tempdir();
