@@ -166,6 +166,11 @@ pub struct ThrottleSettings {
     pub base_delay_secs: i64,
     pub max_delay_secs: i64,
     pub window_secs: i64,
+    /// Wrong second factors per account, all IPs together, before backoff:
+    /// far fewer than passwords, since a code has only 10^6 values.
+    pub mfa_account_free_failures: i32,
+    /// How long second-factor counters last without a failure.
+    pub mfa_window_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

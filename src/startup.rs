@@ -196,6 +196,7 @@ pub async fn build_state(
         metrics,
         session_cache: Arc::default(),
         verified_tokens: Default::default(),
+        checks_in_flight: Arc::default(),
     };
     Ok(AppState(Arc::new(App {
         services,
@@ -244,7 +245,10 @@ async fn maintain(state: AppState, rate_limiters: RateLimiters) {
         if let Err(e) = state.keys.reload(&state.db, now).await {
             tracing::error!(error = %e, "signing key reload failed");
         }
-        let window_start = now - time::Duration::seconds(state.settings.throttle.window_secs);
+        // The longer window: a counter of either kind outlives it.
+        let throttle = &state.settings.throttle;
+        let window = throttle.window_secs.max(throttle.mfa_window_secs);
+        let window_start = now - time::Duration::seconds(window);
         if let Err(e) = session_store::purge_expired(&state.db, now).await {
             tracing::warn!(error = %e, "session purge failed");
         }

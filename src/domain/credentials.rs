@@ -50,7 +50,8 @@ pub async fn check_password(
     let key = &services.throttle_key;
     let (user, mut attempt, standing) = match account {
         Account::ByEmail(email) => {
-            let attempt = Attempt::password(key, email.key(), ip);
+            let mut attempt = Attempt::password(key, email.key(), ip);
+            attempt.take_turn(&services.checks_in_flight)?;
             let (user, standing) = attempt
                 .read_with_user(&services.db, email.key(), now)
                 .await?;
@@ -59,7 +60,8 @@ pub async fn check_password(
         Account::ById(id) => {
             let user = users::find_for_login_by_id(&services.db, id).await?;
             let email_key = user.as_ref().map_or("", |u| u.email_key.as_str());
-            let attempt = Attempt::password(key, email_key, ip);
+            let mut attempt = Attempt::password(key, email_key, ip);
+            attempt.take_turn(&services.checks_in_flight)?;
             let standing = attempt.read(&services.db, now).await?;
             (user, attempt, standing)
         }

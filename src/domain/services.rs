@@ -16,6 +16,7 @@ use crate::domain::mail::Mailer;
 use crate::domain::mfa::MfaKeys;
 use crate::domain::passwords::Passwords;
 use crate::domain::session_cache::SessionCache;
+use crate::domain::throttle::InFlight;
 use crate::domain::verified_tokens::VerifiedTokens;
 use crate::metrics::Metrics;
 
@@ -35,4 +36,6 @@ pub struct Services {
     /// Open sessions and profiles, kept current by change notifications.
     pub session_cache: Arc<SessionCache>,
     pub verified_tokens: VerifiedTokens,
+    /// Password and second-factor checks in progress, per account.
+    pub checks_in_flight: Arc<InFlight>,
 }

@@ -9,7 +9,9 @@
 //! reveals which exist; second factors (TOTP and recovery codes) under an
 //! HMAC of the user id, in another domain of the same key.
 use sqlx::{PgConnection, PgPool};
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -36,12 +38,41 @@ pub fn client_network(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The checks in progress in this process, one per subject (an account's
+/// password, or its second factor) at a time. The counters are read before
+/// a check and written after it, so parallel guesses at one account would
+/// otherwise all be judged on the standing before any of them failed: a
+/// burst of them at each unblock instead of one.
+#[derive(Debug, Default)]
+pub struct InFlight(Mutex<HashSet<[u8; 32]>>);
+
+/// A subject's turn; the next check of it may start once this drops.
+#[derive(Debug)]
+struct Turn {
+    in_flight: Arc<InFlight>,
+    subject: [u8; 32],
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut checking = self
+            .in_flight
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        checking.remove(&self.subject);
+    }
+}
+
 pub struct Attempt {
     subject: [u8; 32],
     ip_scope: String,
     /// Seen by `check`; a counter created after it by a concurrent failure
     /// from the same IP merely stays until it decays.
     has_ip_counter: bool,
+    /// A second factor's counters (`throttle.mfa_*`), not a password's.
+    second_factor: bool,
+    turn: Option<Turn>,
 }
 
 impl Attempt {
@@ -55,7 +86,10 @@ impl Attempt {
     pub fn second_factor(key: &DataKey, user_id: Uuid, ip: IpAddr) -> Self {
         let mut input = b"\0mfa\0".to_vec();
         input.extend_from_slice(user_id.as_bytes());
-        Self::new(key, key.hmac(&input), ip)
+        Self {
+            second_factor: true,
+            ..Self::new(key, key.hmac(&input), ip)
+        }
     }
 
     /// The IP scope is a keyed hash of the address too: the table holds
@@ -72,7 +106,25 @@ impl Attempt {
             subject,
             ip_scope,
             has_ip_counter: false,
+            second_factor: false,
+            turn: None,
         }
+    }
+
+    /// Takes the subject's turn for the whole check, or refuses with
+    /// `rate_limited` while another check of it is running here.
+    pub fn take_turn(&mut self, in_flight: &Arc<InFlight>) -> Result<()> {
+        let mut checking = in_flight.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !checking.insert(self.subject) {
+            return Err(Error::RateLimited {
+                retry_after_secs: 1,
+            });
+        }
+        self.turn = Some(Turn {
+            in_flight: Arc::clone(in_flight),
+            subject: self.subject,
+        });
+        Ok(())
     }
 
     /// Refuses the attempt while either counter is in backoff.
@@ -117,10 +169,15 @@ impl Attempt {
         settings: &ThrottleSettings,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let window_start = now - Duration::seconds(settings.window_secs);
+        let (account_free, window_secs) = if self.second_factor {
+            (settings.mfa_account_free_failures, settings.mfa_window_secs)
+        } else {
+            (settings.account_free_failures, settings.window_secs)
+        };
+        let window_start = now - Duration::seconds(window_secs);
         for (scope, free) in [
             (self.ip_scope.as_str(), settings.ip_free_failures),
-            (ACCOUNT_SCOPE, settings.account_free_failures),
+            (ACCOUNT_SCOPE, account_free),
         ] {
             let failures =
                 store::record_failure(&mut *conn, &self.subject, scope, now, window_start).await?;
@@ -178,6 +235,8 @@ mod tests {
             base_delay_secs: 1,
             max_delay_secs: 900,
             window_secs: 3600,
+            mfa_account_free_failures: 10,
+            mfa_window_secs: 86400,
         };
         let delays: Vec<_> = (4..=9)
             .map(|f| backoff(f, 5, &s).map(|d| d.whole_seconds()))

@@ -188,13 +188,17 @@ async fn hashing_pool_refusals_are_counted() {
         s.password.pool_queue = 1;
     })
     .await;
-    app.create_user("busy@example.com").await;
+    // Distinct accounts: checks of one account run one at a time anyway.
+    for n in 0..12 {
+        app.create_user(&format!("busy{n}@example.com")).await;
+    }
     let attempts: Vec<_> = (0..12)
-        .map(|_| {
+        .map(|n| {
             let client = app.client.clone();
             let url = app.url("/v1/auth/login");
             tokio::spawn(async move {
-                let body = json!({ "email": "busy@example.com", "password": PASSWORD, "client_type": "native" });
+                let email = format!("busy{n}@example.com");
+                let body = json!({ "email": email, "password": PASSWORD, "client_type": "native" });
                 client.post(url).json(&body).send().await.unwrap().status()
             })
         })

@@ -655,6 +655,51 @@ async fn wrong_codes_throttle_the_second_factor_but_not_the_password() {
     assert_eq!(mfa_step(&app, &token, ("code", &code)).await.status(), 200);
 }
 
+/// A login of `email` with a right or a wrong code, at `at`.
+async fn second_step_at(
+    app: &TestApp,
+    (email, secret): (&str, &str),
+    at: OffsetDateTime,
+    right: bool,
+) -> StatusCode {
+    app.clock.pin(at);
+    let code = oathtool(secret, at);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let code = if right { code.as_str() } else { wrong };
+    let token = password_step(app, email, "native").await;
+    mfa_step(app, &token, ("code", code)).await.status()
+}
+
+#[tokio::test]
+async fn wrong_codes_spread_over_hours_still_meet_the_account_wide_backoff() {
+    let app = spawn_with(|s| {
+        s.throttle.ip_free_failures = 1000;
+        s.throttle.base_delay_secs = 60;
+    })
+    .await;
+    let enrolled = enrol(&app, "zed@example.com").await;
+    let account = ("zed@example.com", enrolled.secret.as_str());
+    let mut at = enrolled.at;
+    let mut next = || {
+        at += Duration::seconds(30);
+        at
+    };
+    // Ten free wrong codes, then the backoff.
+    for _ in 0..11 {
+        let status = second_step_at(&app, account, next(), false).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let status = second_step_at(&app, account, next(), true).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Two hours later the count still stands: one more wrong code blocks
+    // the account again at once.
+    let later = next() + Duration::hours(2);
+    let status = second_step_at(&app, account, later, false).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let status = second_step_at(&app, account, later + Duration::seconds(30), true).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
 #[tokio::test]
 async fn rfc_6238_vectors_log_in_through_the_real_path() {
     let app = spawn_app().await;

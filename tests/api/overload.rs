@@ -10,13 +10,17 @@ async fn logins_beyond_the_pool_queue_get_503_with_retry_after() {
         s.password.pool_queue = 1;
     })
     .await;
-    app.create_user("storm@example.com").await;
+    // Distinct accounts: checks of one account run one at a time anyway.
+    for n in 0..16 {
+        app.create_user(&format!("storm{n}@example.com")).await;
+    }
     let attempts: Vec<_> = (0..16)
-        .map(|_| {
+        .map(|n| {
             let client = app.client.clone();
             let url = app.url("/v1/auth/login");
             tokio::spawn(async move {
-                let body = serde_json::json!({ "email": "storm@example.com", "password": PASSWORD, "client_type": "native" });
+                let email = format!("storm{n}@example.com");
+                let body = serde_json::json!({ "email": email, "password": PASSWORD, "client_type": "native" });
                 let response = client.post(url).json(&body).send().await.unwrap();
                 let status = response.status();
                 let retry_after = response.headers().get("retry-after").is_some();

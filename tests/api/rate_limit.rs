@@ -150,6 +150,44 @@ fn backoff_settings(s: &mut authd::config::Settings) {
 }
 
 #[tokio::test]
+async fn parallel_guesses_at_one_account_get_no_more_than_sequential_ones() {
+    let app = spawn_with(|s| {
+        backoff_settings(s);
+        s.throttle.base_delay_secs = 900;
+        s.rate_limit.login.burst = 1000;
+    })
+    .await;
+    app.create_user("target@example.com").await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let (client, url) = (app.client.clone(), app.url("/v1/auth/login"));
+        guesses.spawn(async move {
+            let body = serde_json::json!({ "email": "target@example.com", "password": format!("guess number {n}") });
+            client.post(url).json(&body).send().await.unwrap().status()
+        });
+    }
+    let statuses = guesses.join_all().await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    // Each guess waits for the one before it, which the counters then
+    // judge: no more than the free failures, plus the one that trips them.
+    assert!((1..=3).contains(&checked), "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_events WHERE event_type = 'login_failed'")
+            .await,
+        i64::try_from(checked).unwrap()
+    );
+}
+
+#[tokio::test]
 async fn failed_logins_back_off_per_account_and_ip_without_locking_out_the_owner() {
     let app = spawn_with(backoff_settings).await;
     app.create_user("victim@example.com").await;

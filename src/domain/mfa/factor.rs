@@ -97,6 +97,7 @@ impl Guard {
             .ip
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("MFA check without a client IP")))?;
         let mut attempt = Attempt::second_factor(&services.throttle_key, user_id, ip);
+        attempt.take_turn(&services.checks_in_flight)?;
         if let Err(throttled) = attempt.check(&services.db, services.clock.now()).await {
             let details = json!({ "reason": "throttled" });
             let event = Event::by_user(failure_kind, user_id, "refused", details);
