@@ -1,29 +1,33 @@
-//! The browser refresh cookie. `__Secure-` requires `Secure`; `HttpOnly`
-//! keeps scripts away from it; `SameSite=Strict` and `Path=/v1/auth` keep it
-//! off every request that does not need it.
+//! The browser refresh cookie. `__Host-` makes browsers require `Secure`
+//! and `Path=/` and refuse a `Domain`, so only authd's own host can set it;
+//! `HttpOnly` keeps scripts away from it; `SameSite=Strict` keeps it off
+//! cross-site requests.
 //!
-//! A request must carry it at most once: a sibling subdomain can plant a
-//! second cookie of the same name (cookie tossing), and which one a server
-//! reads would then decide whose session the victim uses. Two or more are
-//! refused (`refresh_cookies` counts them over every `Cookie` header).
+//! A sibling subdomain could plant a `__Secure-` cookie for the whole
+//! domain (cookie tossing), and a browser without authd's own cookie would
+//! then refresh into the planter's session. It cannot plant a `__Host-`
+//! one. A request must still carry the cookie at most once (two or more
+//! are refused; `refresh_cookies` counts them over every `Cookie` header),
+//! in case a browser ever gets that wrong.
 //!
 //! A federated sign-in binds its `state` to the browser with a second
-//! cookie, `SameSite=Lax` (the provider's redirect back is a cross-site
-//! navigation, which a `Strict` cookie would miss), alive for the sign-in's
-//! 10 minutes and sent only to that provider's callback.
+//! cookie per provider, `__Host-` too, `SameSite=Lax` (the provider's
+//! redirect back is a cross-site navigation, which a `Strict` cookie would
+//! miss), alive for the sign-in's 10 minutes.
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
 use crate::error::{Error, Result};
 
-pub const REFRESH_COOKIE: &str = "__Secure-authd_refresh";
-const PATH: &str = "/v1/auth";
+pub const REFRESH_COOKIE: &str = "__Host-authd_refresh";
+/// What `__Host-` requires.
+const PATH: &str = "/";
 
 /// The `Set-Cookie` value that deletes the refresh cookie. A constant, so
 /// that error responses need no fallible conversion; a test checks that it
 /// is what the cookie crate renders for `clearing_cookie`.
 pub const CLEARING_HEADER: HeaderValue = HeaderValue::from_static(
-    "__Secure-authd_refresh=; HttpOnly; SameSite=Strict; Secure; Path=/v1/auth; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+    "__Host-authd_refresh=; HttpOnly; SameSite=Strict; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
 );
 
 pub fn refresh_cookie(token: &str, max_age_secs: i64) -> Cookie<'static> {
@@ -36,14 +40,19 @@ pub fn refresh_cookie(token: &str, max_age_secs: i64) -> Cookie<'static> {
         .build()
 }
 
-pub const FEDERATION_COOKIE: &str = "__Secure-authd_federation";
+/// The state cookie of a sign-in through `provider` (provider ids are
+/// `[a-z0-9_]`, fit for a cookie name): one per provider, since `__Host-`
+/// cannot be scoped to the callback's path.
+pub fn federation_cookie_name(provider: &str) -> String {
+    format!("__Host-authd_federation_{provider}")
+}
 
 pub fn federation_cookie(provider: &str, state: &str, max_age_secs: i64) -> Cookie<'static> {
-    Cookie::build((FEDERATION_COOKIE, state.to_owned()))
+    Cookie::build((federation_cookie_name(provider), state.to_owned()))
         .http_only(true)
         .secure(true)
         .same_site(SameSite::Lax)
-        .path(crate::domain::federation::callback_path(provider))
+        .path(PATH)
         .max_age(time::Duration::seconds(max_age_secs))
         .build()
 }
@@ -55,9 +64,10 @@ pub fn clearing_federation_cookie(provider: &str) -> Cookie<'static> {
     cookie
 }
 
-/// The federation cookie's value when the request carries exactly one.
-pub fn federation_state(headers: &HeaderMap) -> Option<String> {
-    match &named(headers, FEDERATION_COOKIE)[..] {
+/// The provider's federation cookie's value when the request carries
+/// exactly one.
+pub fn federation_state(headers: &HeaderMap, provider: &str) -> Option<String> {
+    match &named(headers, &federation_cookie_name(provider))[..] {
         [one] => Some(one.clone()),
         _ => None,
     }
@@ -128,14 +138,14 @@ mod tests {
 
     #[test]
     fn counts_the_refresh_cookie_across_headers() {
-        let one = headers(&["a=1; __Secure-authd_refresh=abc; b=2".into()]);
+        let one = headers(&["a=1; __Host-authd_refresh=abc; b=2".into()]);
         assert_eq!(refresh_cookies(&one), ["abc"]);
         let tossed = headers(&[
-            "__Secure-authd_refresh=mine".into(),
-            "x=1;__Secure-authd_refresh=theirs".into(),
+            "__Host-authd_refresh=mine".into(),
+            "x=1;__Host-authd_refresh=theirs".into(),
         ]);
         assert_eq!(refresh_cookies(&tossed), ["mine", "theirs"]);
-        let look_alike = headers(&["__Secure-authd_refresh2=x; __secure-authd_refresh=y".into()]);
+        let look_alike = headers(&["__Host-authd_refresh2=x; __host-authd_refresh=y".into()]);
         assert!(refresh_cookies(&look_alike).is_empty());
     }
 

@@ -346,13 +346,13 @@ mod tests {
         let mut cookie = HeaderMap::new();
         cookie.append(
             header::SET_COOKIE,
-            HeaderValue::from_static("__Secure-authd_refresh=abc; Path=/v1/auth"),
+            HeaderValue::from_static("__Host-authd_refresh=abc; Path=/"),
         );
         assert!(carries_secrets(&cookie, b""));
         let mut clearing = HeaderMap::new();
         clearing.append(
             header::SET_COOKIE,
-            HeaderValue::from_static("__Secure-authd_refresh=; Max-Age=0"),
+            HeaderValue::from_static("__Host-authd_refresh=; Max-Age=0"),
         );
         assert!(!carries_secrets(&clearing, b""));
     }

@@ -72,11 +72,11 @@ async fn an_idp_admin_with_mfa_gets_an_admin_session_for_its_return_path() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()[header::LOCATION], "/console?tab=users");
     // The state cookie is cleared; the session arrives as the refresh cookie.
-    let cleared = set_cookie(&response, "__Secure-authd_federation").unwrap();
+    let cleared = set_cookie(&response, "__Host-authd_federation_corp").unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     let refresh = refresh_set_cookie(&response).unwrap();
     let attributes = cookie_attributes(&refresh);
-    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/v1/auth"] {
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(attributes.iter().any(|a| a == attribute), "{refresh}");
     }
     // The admin cap (4 h by default) bounds the cookie.
@@ -408,13 +408,13 @@ async fn return_to_must_stay_on_a_known_origin() {
     let mut browser = Browser::new();
     let response = browser.start(&app, &ok).await;
     assert_eq!(response.status(), StatusCode::FOUND);
-    let cookie = set_cookie(&response, "__Secure-authd_federation").unwrap();
+    let cookie = set_cookie(&response, "__Host-authd_federation_corp").unwrap();
     let attributes = cookie_attributes(&cookie);
     for attribute in [
         "HttpOnly",
         "Secure",
         "SameSite=Lax",
-        "Path=/v1/auth/federation/corp/callback",
+        "Path=/",
         "Max-Age=600",
     ] {
         assert!(attributes.iter().any(|a| a == attribute), "{cookie}");

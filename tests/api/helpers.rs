@@ -25,7 +25,7 @@ pub mod idp;
 pub mod smtp_sink;
 
 pub const PASSWORD: &str = "correct horse battery staple";
-pub const REFRESH_COOKIE: &str = "__Secure-authd_refresh";
+pub const REFRESH_COOKIE: &str = "__Host-authd_refresh";
 
 pub struct TestApp {
     pub addr: SocketAddr,

@@ -126,7 +126,7 @@ impl Idp {
 }
 
 /// A browser: it keeps the provider's cookies in a jar, and authd's
-/// `__Secure-` cookies (which a jar would not send over http) by hand.
+/// `__Host-` cookies (which a jar would not send over http) by hand.
 pub struct Browser {
     idp: Client,
     authd: Client,
@@ -166,7 +166,7 @@ impl Browser {
             .send()
             .await
             .unwrap();
-        if let Some(cookie) = super::set_cookie(&response, "__Secure-authd_federation") {
+        if let Some(cookie) = super::set_cookie(&response, "__Host-authd_federation_corp") {
             self.federation_cookie = Some(super::cookie_value(&cookie));
         }
         response
@@ -204,7 +204,10 @@ impl Browser {
             .get(app.url(&format!("/v1/auth/federation/{PROVIDER}/callback?{query}")))
             .header(header::ACCEPT, accept);
         if let Some(state) = &self.federation_cookie {
-            request = request.header(header::COOKIE, format!("__Secure-authd_federation={state}"));
+            request = request.header(
+                header::COOKIE,
+                format!("__Host-authd_federation_corp={state}"),
+            );
         }
         request.send().await.unwrap()
     }

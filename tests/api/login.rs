@@ -11,6 +11,11 @@ async fn web_login_sets_a_hardened_cookie_and_keeps_the_token_out_of_the_body() 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let set_cookie = refresh_set_cookie(&response).expect("refresh cookie");
+    // `__Host-`, no Domain, Path=/: no sibling subdomain can plant one.
+    assert!(
+        set_cookie.starts_with("__Host-authd_refresh="),
+        "{set_cookie}"
+    );
     let mut attributes = cookie_attributes(&set_cookie);
     attributes.sort();
     assert_eq!(
@@ -18,7 +23,7 @@ async fn web_login_sets_a_hardened_cookie_and_keeps_the_token_out_of_the_body() 
         vec![
             "HttpOnly",
             "Max-Age=2592000",
-            "Path=/v1/auth",
+            "Path=/",
             "SameSite=Strict",
             "Secure"
         ]

@@ -18,7 +18,7 @@ fn assert_cleared(response: &reqwest::Response) {
         cookie_attributes(&set_cookie).contains(&"Max-Age=0".to_owned()),
         "{set_cookie}"
     );
-    assert!(cookie_attributes(&set_cookie).contains(&"Path=/v1/auth".to_owned()));
+    assert!(cookie_attributes(&set_cookie).contains(&"Path=/".to_owned()));
 }
 
 #[tokio::test]

@@ -120,7 +120,7 @@ pub async fn callback(
             error: query.error,
             iss: query.iss,
         };
-        let cookie_state = cookies::federation_state(&headers);
+        let cookie_state = cookies::federation_state(&headers, &id);
         let finished =
             sign_in::finish(&state, &ctx, &id, callback, cookie_state.as_deref()).await?;
         let refresh = cookies::refresh_cookie(
