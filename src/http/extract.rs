@@ -293,6 +293,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
     }
 }
 
+/// A path parameter, with rejections in our error format: a segment that
+/// does not decode (`%FF`) names nothing this service has, so `404
+/// not_found`, like an unknown id.
+pub struct AppPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for AppPath<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| AppPath(p.0))
+            .map_err(|_| Error::NotFound)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

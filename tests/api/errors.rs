@@ -109,6 +109,32 @@ async fn a_nul_character_is_a_client_mistake_not_a_500() {
 }
 
 #[tokio::test]
+async fn a_path_segment_that_does_not_decode_is_a_json_404() {
+    let app = spawn_app().await;
+    app.create_user("path@example.com").await;
+    let (access, _) = app.login_native("path@example.com").await;
+    let start = app
+        .client
+        .get(app.url("/v1/auth/federation/%FF/start"))
+        .send()
+        .await
+        .unwrap();
+    let session = app
+        .client
+        .delete(app.url("/v1/me/sessions/%FF%FE"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    for response in [start, session] {
+        assert_eq!(
+            error_code(response).await,
+            (StatusCode::NOT_FOUND, "not_found".into())
+        );
+    }
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_get_json_errors() {
     let app = spawn_app().await;
     let missing = app.client.get(app.url("/v1/nope")).send().await.unwrap();

@@ -1,7 +1,7 @@
 //! /v1/admin/*: the admin API. Every handler here sits behind
 //! `admin_routes::require`; they parse, call `domain::admin`, and shape.
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,7 +16,7 @@ use crate::domain::admin::{self, users};
 use crate::domain::audit::Context;
 use crate::error::{Error, Result};
 use crate::http::admin_routes::Admin;
-use crate::http::extract::{AppJson, AppQuery, Caller};
+use crate::http::extract::{AppJson, AppPath, AppQuery, Caller};
 use crate::http::routes::activity::{decode_cursor, encode_cursor, limit};
 use crate::state::AppState;
 use crate::storage::admin::UserRow;
@@ -112,7 +112,7 @@ pub async fn get_user(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Caller(ctx): Caller,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> Result<Json<User>> {
     let row = users::get(&state, &ctx, caller, user_id(&id)?).await?;
     Ok(Json(row.into()))
@@ -162,7 +162,7 @@ macro_rules! action_handlers {
                 State(state): State<AppState>,
                 Admin(caller): Admin,
                 Caller(ctx): Caller,
-                Path(id): Path<String>,
+                AppPath(id): AppPath<String>,
                 AppJson(body): AppJson<ReasonBody>,
             ) -> Result<StatusCode> {
                 act((state, caller, ctx), &id, body, Action::$action).await
@@ -195,7 +195,7 @@ pub async fn set_roles(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Caller(ctx): Caller,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJson(body): AppJson<RolesBody>,
 ) -> Result<Json<Roles>> {
     let (id, reason) = (user_id(&id)?, admin::check_reason(&body.reason)?);

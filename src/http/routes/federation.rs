@@ -2,7 +2,7 @@
 //! navigate here, so a failure is an HTML page for them (by `Accept`) and
 //! the JSON error body for anyone else.
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
@@ -13,7 +13,7 @@ use crate::domain::federation::start_path;
 use crate::error::{Error, Result};
 use crate::http::cookies;
 use crate::http::error_response::html_page;
-use crate::http::extract::{AppQuery, Caller};
+use crate::http::extract::{AppPath, AppQuery, Caller};
 use crate::state::AppState;
 
 /// Longest accepted value of a callback parameter (codes are opaque, but
@@ -56,7 +56,7 @@ pub struct StartQuery {
 /// 302 to the provider's authorization endpoint, with the state cookie.
 pub async fn start(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     headers: HeaderMap,
     query: Result<AppQuery<StartQuery>>,
 ) -> Response {
@@ -100,7 +100,7 @@ pub struct CallbackQuery {
 pub async fn callback(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     headers: HeaderMap,
     query: Result<AppQuery<CallbackQuery>>,
 ) -> Response {

@@ -1,7 +1,7 @@
 //! /v1/me/password, /v1/me/email, /v1/me/sessions, DELETE /v1/me: changes
 //! to one's own account (an open session is required).
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::lifecycle::{deletion, email_change, password, sessions};
 use crate::error::{Error, Result};
-use crate::http::extract::{AppJson, Authenticated, Caller};
+use crate::http::extract::{AppJson, AppPath, Authenticated, Caller};
 use crate::http::routes::mfa;
 use crate::state::AppState;
 
@@ -91,7 +91,7 @@ pub async fn revoke_session(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
     Caller(ctx): Caller,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> Result<StatusCode> {
     // A malformed id is as unknown as a well-formed one that is not yours.
     let id = Uuid::parse_str(&id).map_err(|_| Error::NotFound)?;
