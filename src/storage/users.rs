@@ -188,8 +188,14 @@ pub async fn change_email(
     .bind(email_skeleton)
     .bind(now)
     .execute(db)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    .await;
+    match result {
+        Ok(done) => Ok(done.rows_affected() == 1),
+        // A signup that took the address after this statement's snapshot
+        // (so NOT EXISTS could not see it) and committed first.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Deletes the account; its sessions, tokens, keys, MFA and queued mail go

@@ -612,6 +612,55 @@ async fn a_password_change_and_a_move_void_the_links_already_mailed() {
 }
 
 #[tokio::test]
+async fn a_move_racing_a_signup_for_the_same_address_is_a_void_link_not_a_500() {
+    let (app, sink) = spawn_with_sink(|_| {}).await;
+    signup_verified(&app, &sink, "kai@example.com").await;
+    let (access, _) = app.login_native("kai@example.com").await;
+    let body = json!({ "new_email": "kai.new@example.com", "password": PASSWORD });
+    let response = bearer(
+        &app,
+        reqwest::Method::POST,
+        "/v1/me/email",
+        &access,
+        Some(body),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let mail = sink.wait_for("kai.new@example.com", 1).await.pop().unwrap();
+    let token = mail.token("verify-email").unwrap();
+    // Someone signs up with the new address; their insert is not yet
+    // committed when the link comes back.
+    let mut signup = app.db.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO users (id, email, email_key, password_hash, created_at, updated_at)
+         VALUES ($1, 'kai.new@example.com', 'kai.new@example.com', 'x', now(), now())",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .execute(&mut *signup)
+    .await
+    .unwrap();
+    let verify = tokio::spawn({
+        let (client, url) = (app.client.clone(), app.url("/v1/auth/verify-email"));
+        async move {
+            client
+                .post(url)
+                .json(&json!({ "token": token }))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signup.commit().await.unwrap();
+    assert_eq!(
+        error_code(verify.await.unwrap()).await,
+        (StatusCode::BAD_REQUEST, "invalid_token".into())
+    );
+    let login = app.login("kai@example.com", PASSWORD, "native").await;
+    assert_eq!(login.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn deleting_the_account_frees_the_address_and_shreds_its_traces() {
     let (app, sink) = spawn_with_sink(|_| {}).await;
     let agent = "ShredMe/7.7";
