@@ -655,6 +655,34 @@ async fn wrong_codes_throttle_the_second_factor_but_not_the_password() {
     assert_eq!(mfa_step(&app, &token, ("code", &code)).await.status(), 200);
 }
 
+#[tokio::test]
+async fn two_codes_sent_at_once_to_two_replicas_open_one_session_and_spend_one_code() {
+    let app = spawn_app().await;
+    let (other, _) = spawn_again(&app, |_| {}).await;
+    let enrolled = enrol(&app, "twice@example.com").await;
+    other.clock.pin(enrolled.at);
+    let mfa_token = password_step(&app, "twice@example.com", "native").await;
+    let (first, second) = tokio::join!(
+        mfa_step(
+            &app,
+            &mfa_token,
+            ("recovery_code", &enrolled.recovery_codes[0])
+        ),
+        mfa_step(
+            &other,
+            &mfa_token,
+            ("recovery_code", &enrolled.recovery_codes[1])
+        ),
+    );
+    let mut statuses = [first.status(), second.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::UNAUTHORIZED]);
+    let unused = "SELECT count(*) FROM mfa_recovery_codes WHERE used_at IS NULL";
+    assert_eq!(app.count(unused).await, 9);
+    let failed = "SELECT count(*) FROM audit_events WHERE event_type = 'mfa_failed'";
+    assert_eq!(app.count(failed).await, 0);
+}
+
 /// A login of `email` with a right or a wrong code, at `at`.
 async fn second_step_at(
     app: &TestApp,

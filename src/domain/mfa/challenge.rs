@@ -79,17 +79,22 @@ pub async fn complete(
         .stored(&services.db, challenge.client_id.as_deref())
         .await?
         .ok_or(Error::InvalidMfaToken)?;
-    let method = guard
-        .confirm(services, ctx, factor, Against::Active, Kind::MfaFailed)
-        .await?;
+    // The challenge is used, and the code spent, in one transaction: a
+    // double submit (or a second code sent alongside) waits on the
+    // challenge's row, then finds it used, and spends nothing.
     let mut tx = services.db.begin().await?;
     if !store::use_challenge(&mut *tx, &hash, now).await? {
         return Err(Error::InvalidMfaToken);
     }
+    let failure = (Against::Active, Kind::MfaFailed);
+    let method = guard
+        .spend_in(services, ctx, &mut tx, factor, failure)
+        .await?;
     let details = json!({ "method": method.as_str() });
     let event = Event::by_user(Kind::MfaSucceeded, user_id, "success", details);
     services.audit.append(&mut tx, ctx, event).await?;
     tx.commit().await?;
+    guard.succeeded(services).await?;
     let opening = Opening {
         user_id,
         client_type,

@@ -118,34 +118,56 @@ impl Guard {
         against: Against,
         failure_kind: Kind,
     ) -> Result<Method> {
+        let mut tx = services.db.begin().await?;
+        let method = self
+            .spend_in(services, ctx, &mut tx, factor, (against, failure_kind))
+            .await?;
+        tx.commit().await?;
+        self.succeeded(services).await?;
+        Ok(method)
+    }
+
+    /// `confirm` inside the caller's transaction, so that spending the
+    /// factor commits with whatever it unlocks, or not at all. A wrong
+    /// factor is recorded in a transaction of its own (the caller's then
+    /// rolls back); call `succeeded` once the caller has committed.
+    pub async fn spend_in(
+        &self,
+        services: &Services,
+        ctx: &Context,
+        tx: &mut sqlx::PgConnection,
+        factor: &Factor,
+        (against, failure_kind): (Against, Kind),
+    ) -> Result<Method> {
         let user_id = self.user_id;
         let now = services.clock.now();
-        let mut tx = services.db.begin().await?;
-        let Some(method) = spend(services, &mut tx, user_id, factor, against).await? else {
-            tx.rollback().await?;
+        let Some(method) = spend(services, &mut *tx, user_id, factor, against).await? else {
             let reason = match factor {
                 Factor::Totp(_) => "wrong_totp_code",
                 Factor::RecoveryCode(_) => "wrong_recovery_code",
             };
             let details = json!({ "reason": reason });
             let event = Event::by_user(failure_kind, user_id, "failure", details);
-            let mut tx = services.db.begin().await?;
+            let mut failed = services.db.begin().await?;
             self.attempt
-                .failed(&mut tx, &services.settings.throttle, now)
+                .failed(&mut failed, &services.settings.throttle, now)
                 .await?;
-            services.audit.append(&mut tx, ctx, event).await?;
-            tx.commit().await?;
+            services.audit.append(&mut failed, ctx, event).await?;
+            failed.commit().await?;
             return Err(Error::InvalidCode);
         };
         if method == Method::RecoveryCode {
             let remaining = store::recovery_codes_remaining(&mut *tx, user_id).await?;
             let details = json!({ "remaining": remaining });
             let event = Event::by_user(Kind::RecoveryCodeUsed, user_id, "success", details);
-            services.audit.append(&mut tx, ctx, event).await?;
+            services.audit.append(&mut *tx, ctx, event).await?;
         }
-        tx.commit().await?;
-        self.attempt.succeeded(&services.db).await?;
         Ok(method)
+    }
+
+    /// A right factor forgives this IP's wrong ones (after the commit).
+    pub async fn succeeded(self, services: &Services) -> Result<()> {
+        self.attempt.succeeded(&services.db).await
     }
 }
 
