@@ -15,7 +15,8 @@
 //!   reports). So when the caller hears
 //!   "done", no replica still trusts what it remembered. A replica that
 //!   does not answer within `ACK_WAIT` is logged; it forgets within
-//!   `MAX_AGE` at worst.
+//!   `MAX_AGE` at worst. A replica that is not listening itself cannot
+//!   hear acknowledgements, so it waits `MAX_AGE` instead.
 //! - Nothing is remembered while the listener is not connected (at start,
 //!   after a lost connection): then every request asks the database, as
 //!   before, and the cache starts empty once listening again.
@@ -182,11 +183,14 @@ impl SessionCache {
         user: Option<Uuid>,
     ) -> sqlx::Result<()> {
         let pending = user.map(|user_id| self.before_change(user_id));
-        tx.commit().await?;
+        let committed = tx.commit().await;
         if let Some(pending) = pending {
-            self.changed(db, pending).await;
+            match committed {
+                Ok(()) => self.changed(db, pending).await,
+                Err(_) => self.stop_waiting(&pending),
+            }
         }
-        Ok(())
+        committed
     }
 
     /// Registers for the acknowledgements of a change about to commit.
@@ -210,7 +214,11 @@ impl SessionCache {
     /// change's replica still forgets at its own notification.
     async fn changed(&self, db: &PgPool, pending: Pending) {
         self.forget(pending.user_id);
-        let Some(acks) = pending.acks else {
+        let Some(acks) = pending.acks.clone() else {
+            // Not listening, so no acknowledgement can reach this replica:
+            // wait until whatever another replica read before the change
+            // has aged out of its cache.
+            tokio::time::sleep(MAX_AGE).await;
             return;
         };
         let all_acked = async {
@@ -232,10 +240,19 @@ impl SessionCache {
                 "a replica did not acknowledge a revocation in time; it forgets within seconds"
             ),
         }
+        self.stop_waiting(&pending);
+    }
+
+    /// Unregisters `pending`'s waiter (answered, timed out, or its
+    /// transaction failed to commit).
+    fn stop_waiting(&self, pending: &Pending) {
+        let Some(acks) = &pending.acks else {
+            return;
+        };
         if let Ok(mut waiting) = self.waiting.lock()
             && let Some(list) = waiting.get_mut(&pending.user_id)
         {
-            list.retain(|other| !Arc::ptr_eq(other, &acks));
+            list.retain(|other| !Arc::ptr_eq(other, acks));
             if list.is_empty() {
                 waiting.remove(&pending.user_id);
             }
@@ -385,6 +402,27 @@ mod tests {
         assert!(!acks.covers(&[here, there]), "there forgot someone else");
         cache.acknowledged(there, user);
         assert!(acks.covers(&[here, there]));
+    }
+
+    #[test]
+    fn a_change_that_fails_to_commit_leaves_no_waiter() {
+        let cache = listening();
+        let pending = cache.before_change(Uuid::new_v4());
+        assert_eq!(cache.waiting.lock().map(|w| w.len()).ok(), Some(1));
+        cache.stop_waiting(&pending);
+        assert_eq!(cache.waiting.lock().map(|w| w.len()).ok(), Some(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replica_not_listening_waits_out_the_others_caches() {
+        let cache = SessionCache::default();
+        let Ok(db) = PgPool::connect_lazy("postgres://unused@127.0.0.1/unused") else {
+            panic!("a lazy pool connects to nothing")
+        };
+        let pending = cache.before_change(Uuid::new_v4());
+        let started = tokio::time::Instant::now();
+        cache.changed(&db, pending).await;
+        assert!(started.elapsed() >= MAX_AGE);
     }
 
     #[test]
