@@ -16,6 +16,7 @@ use openidconnect::{
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
+use crate::domain::federation::http_client::IdpClient;
 use crate::domain::federation::provider::Provider;
 use crate::error::{Error, Result};
 
@@ -62,7 +63,7 @@ impl std::fmt::Debug for Identity {
 
 /// What the exchange needs besides the code.
 pub struct Exchange<'a> {
-    pub http: &'a reqwest::Client,
+    pub http: &'a IdpClient,
     pub redirect_uri: String,
     pub verifier: PkceCodeVerifier,
     pub nonce: Nonce,

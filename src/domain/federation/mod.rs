@@ -35,7 +35,7 @@ use provider::Provider;
 
 pub struct Federation {
     providers: BTreeMap<String, Arc<Provider>>,
-    http: reqwest::Client,
+    http: http_client::IdpClient,
     /// Derives each sign-in's nonce and PKCE verifier from its state.
     state_key: DataKey,
 }
@@ -64,7 +64,7 @@ impl Federation {
         self.providers.values()
     }
 
-    pub fn http(&self) -> &reqwest::Client {
+    pub fn http(&self) -> &http_client::IdpClient {
         &self.http
     }
 

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
 use crate::config::ProviderSettings;
+use crate::domain::federation::http_client::IdpClient;
 use crate::error::{Error, Result};
 use crate::secret_files;
 
@@ -65,7 +66,7 @@ impl Provider {
     }
 
     /// The cached discovery document, fetched now if there is none yet.
-    pub async fn metadata(&self, http: &reqwest::Client) -> Result<Arc<CoreProviderMetadata>> {
+    pub async fn metadata(&self, http: &IdpClient) -> Result<Arc<CoreProviderMetadata>> {
         if let Some(cached) = self.cached() {
             return Ok(cached);
         }
@@ -78,7 +79,7 @@ impl Provider {
 
     /// Fetches the discovery document and the JWKS, unless that was tried
     /// within `REFRESH_GAP` (then the cache, or `idp_unavailable`).
-    pub async fn discover(&self, http: &reqwest::Client) -> Result<Arc<CoreProviderMetadata>> {
+    pub async fn discover(&self, http: &IdpClient) -> Result<Arc<CoreProviderMetadata>> {
         let mut last = self.last_discovery.lock().await;
         if let Some(cached) = self.cached() {
             // Fetched while this caller waited.
@@ -101,7 +102,7 @@ impl Provider {
     /// Fetches the JWKS again (the provider may have rotated its keys);
     /// false when nothing was fetched (within `REFRESH_GAP` of the last
     /// fetch), so the caller does not retry with the same keys.
-    pub async fn refresh_keys(&self, http: &reqwest::Client) -> Result<bool> {
+    pub async fn refresh_keys(&self, http: &IdpClient) -> Result<bool> {
         let mut last = self.last_key_refresh.lock().await;
         let Some(current) = self.cached() else {
             return Ok(false);
