@@ -275,6 +275,11 @@ pub struct ProviderSettings {
     /// Email domains allowed to sign in (empty: any).
     #[serde(default)]
     pub allowed_email_domains: Vec<String>,
+    /// Google Workspace: the ID token's `hd` claim must be this domain (a
+    /// consumer Google account can hold a verified address of the company's
+    /// domain; only `hd` says the company's Workspace manages it).
+    #[serde(default)]
+    pub hosted_domain: Option<String>,
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
     /// IdP group → authd role, applied at every federated sign-in.

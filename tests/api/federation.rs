@@ -379,6 +379,35 @@ async fn only_allowed_email_domains_and_provisioned_accounts_get_in() {
 }
 
 #[tokio::test]
+async fn a_hosted_domain_admits_only_accounts_its_workspace_manages() {
+    let (app, idp) = setup(|p| p.hosted_domain = Some("corp.example".into())).await;
+    // A consumer account holding a verified company address: no `hd`.
+    idp.signs_in(admin_account("jill", &["pwd", "mfa"])).await;
+    let mut browser = Browser::new();
+    let started = browser.start(&app, "").await;
+    let location = started.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(location.contains("hd=corp.example"), "{location}");
+    let response = Browser::new().sign_in(&app, "").await.response;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("email_domain_not_allowed")
+    );
+    let mut managed = admin_account("jill", &["pwd", "mfa"]);
+    managed["hd"] = json!("corp.example");
+    idp.signs_in(managed).await;
+    let response = Browser::new().sign_in(&app, "").await.response;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
+}
+
+#[tokio::test]
 async fn a_user_who_cancels_at_the_idp_gets_a_clear_refusal() {
     let (app, idp) = setup(|_| {}).await;
     idp.denies().await;

@@ -66,6 +66,7 @@ impl Idp {
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
             display_name: Some("Corp SSO".into()),
             allowed_email_domains: vec![],
+            hosted_domain: None,
             groups_claim: "groups".into(),
             group_roles: BTreeMap::from([
                 ("authd-admins".to_owned(), "admin".to_owned()),

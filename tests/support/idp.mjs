@@ -74,7 +74,7 @@ let rotatedKey = null; // see the `unknown_kid` tamper mode
 // ---------------------------------------------------------------------------
 // Test state, driven through the /_test control API.
 
-const accounts = new Map(); // sub -> { email?, email_verified?, name?, groups?, amr? }
+const accounts = new Map(); // sub -> { email?, email_verified?, name?, groups?, hd?, amr? }
 let nextLogin = null; // { sub } or { deny: true }
 let tamperMode = null; // one-shot, see tamperIdToken()
 let tokenError = null; // one-shot { error, error_description? }
@@ -124,7 +124,7 @@ function configuration() {
       // Tying it to `openid` makes it appear whenever the login had one.
       openid: ['sub', 'amr'],
       email: ['email', 'email_verified'],
-      profile: ['name', 'groups'],
+      profile: ['name', 'groups', 'hd'],
     },
     scopes: ['openid'],
     features: {
@@ -145,7 +145,7 @@ function configuration() {
           // Absent fields are left out entirely rather than sent as null, so
           // the relying party can be tested against missing claims.
           const out = { sub };
-          for (const key of ['email', 'email_verified', 'name', 'groups']) {
+          for (const key of ['email', 'email_verified', 'name', 'groups', 'hd']) {
             if (account[key] !== undefined) out[key] = account[key];
           }
           return out;

@@ -25,9 +25,18 @@ use crate::storage::users::{self, NewUser};
 
 type Tx<'t> = sqlx::Transaction<'t, sqlx::Postgres>;
 
-/// Refuses an address outside `allowed_email_domains` (when set): only a
-/// verified address counts.
+/// Refuses an account outside `hosted_domain` (when set), and an address
+/// outside `allowed_email_domains` (when set): only a verified address
+/// counts.
 pub fn check_domain(settings: &ProviderSettings, identity: &Identity) -> Result<()> {
+    if let Some(required) = &settings.hosted_domain
+        && !identity
+            .hosted_domain
+            .as_deref()
+            .is_some_and(|hd| hd.eq_ignore_ascii_case(required.trim()))
+    {
+        return Err(Error::EmailDomainNotAllowed);
+    }
     if settings.allowed_email_domains.is_empty() {
         return Ok(());
     }

@@ -47,6 +47,8 @@ pub struct Identity {
     pub email_verified: bool,
     pub groups: Vec<String>,
     pub amr: Vec<String>,
+    /// Google's `hd`: the Workspace domain that manages the account.
+    pub hosted_domain: Option<String>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -164,11 +166,17 @@ fn validate(
     if subject.is_empty() || subject.len() > MAX_SUBJECT_BYTES {
         return Err(Error::InvalidIdToken("subject"));
     }
+    let extra = payload(id_token);
     Ok(Identity {
         subject: subject.to_owned(),
         email: claims.email().map(|e| e.as_str().to_owned()),
         email_verified: claims.email_verified().unwrap_or(false),
-        groups: groups(id_token, &provider.settings.groups_claim),
+        groups: groups(&extra, &provider.settings.groups_claim),
+        hosted_domain: extra
+            .as_ref()
+            .and_then(|claims| claims.get("hd"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         amr: claims
             .auth_method_refs()
             .map(|refs| refs.iter().map(|r| r.as_str().to_owned()).collect())
@@ -206,13 +214,18 @@ fn reason(error: &ClaimsVerificationError) -> &'static str {
 
 /// The groups claim, read from the verified token's payload (a list of
 /// strings, or one string); absent or of another shape, no groups.
-fn groups(id_token: &CoreIdToken, claim: &str) -> Vec<String> {
+/// The ID token's claims as JSON, for those openidconnect does not model
+/// (groups, `hd`); read only after the signature was verified.
+fn payload(id_token: &CoreIdToken) -> Option<Value> {
     let compact = id_token.to_string();
-    let payload = compact
+    compact
         .split('.')
         .nth(1)
         .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+}
+
+fn groups(payload: &Option<Value>, claim: &str) -> Vec<String> {
     match payload.as_ref().and_then(|p| p.get(claim)) {
         Some(Value::Array(items)) => items
             .iter()

@@ -52,12 +52,17 @@ pub async fn start(
     let oidc =
         super::id_token::client_for(provider, &metadata, &redirect_uri(services, provider_id))?;
     let state_for_url = state.expose().to_owned();
-    let (url, _, _) = oidc
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            move || CsrfToken::new(state_for_url),
-            move || nonce,
-        )
+    let mut request = oidc.authorize_url(
+        CoreAuthenticationFlow::AuthorizationCode,
+        move || CsrfToken::new(state_for_url),
+        move || nonce,
+    );
+    if let Some(domain) = &provider.settings.hosted_domain {
+        // Google's account chooser then offers only that Workspace's
+        // accounts; the `hd` claim is still checked at the callback.
+        request = request.add_extra_param("hd", domain.trim());
+    }
+    let (url, _, _) = request
         .add_scopes(
             provider
                 .settings
