@@ -46,8 +46,10 @@ pub fn check_permissions(key: &str, path: &Path) -> anyhow::Result<()> {
 
 /// Reads a secret file, trimming surrounding whitespace (editors add a newline).
 pub fn read(key: &str, path: &Path) -> anyhow::Result<SecretString> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("{key}: cannot read {}: {e}", path.display()))?;
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{key}: cannot read {}: {e}", path.display()))?,
+    );
     Ok(SecretString::from(text.trim().to_owned()))
 }
 

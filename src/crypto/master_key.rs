@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
 use std::io::Write;
 use std::path::Path;
+use zeroize::Zeroizing;
 
 use super::random;
 
@@ -53,18 +54,26 @@ impl MasterKey {
     /// bytes (whitespace ignored). Errors name the key, never the value.
     pub fn load(key: &str, path: &Path) -> anyhow::Result<Self> {
         let text = crate::secret_files::read(key, path)?;
-        let compact: String = text
-            .expose_secret()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        let bytes = STANDARD
-            .decode(compact)
-            .map_err(|_| anyhow::anyhow!("{key}: {} is not base64", path.display()))?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("{key}: {} must hold exactly 32 bytes", path.display()))?;
-        Ok(Self(SecretBox::new(Box::new(bytes))))
+        // Every copy of the key on its way in is zeroed when dropped.
+        let compact: Zeroizing<String> = Zeroizing::new(
+            text.expose_secret()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect(),
+        );
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(compact.as_bytes())
+                .map_err(|_| anyhow::anyhow!("{key}: {} is not base64", path.display()))?,
+        );
+        anyhow::ensure!(
+            bytes.len() == 32,
+            "{key}: {} must hold exactly 32 bytes",
+            path.display()
+        );
+        let mut key_bytes = Box::new([0u8; 32]);
+        key_bytes.copy_from_slice(&bytes);
+        Ok(Self(SecretBox::new(key_bytes)))
     }
 
     /// Loads the key file, or creates it (mode 0600) when `generate` allows.
@@ -188,7 +197,8 @@ impl DataKey {
         header
     }
 
-    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+    /// The plaintext (a data key, a private key), zeroed when dropped.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         anyhow::ensure!(
             sealed.len() > HEADER_LEN && sealed[0] == CIPHERTEXT_FORMAT,
             "ciphertext has an unknown format"
@@ -202,12 +212,12 @@ impl DataKey {
         let (nonce, body) = rest.split_at(NONCE_LEN);
         let nonce = aead::Nonce::try_assume_unique_for_key(nonce)
             .map_err(|_| anyhow::anyhow!("bad nonce"))?;
-        let mut in_out = body.to_vec();
+        let mut in_out = Zeroizing::new(body.to_vec());
         let plain = self
             .aead()?
-            .open_in_place(nonce, aead::Aad::from(aad), &mut in_out)
+            .open_in_place(nonce, aead::Aad::from(aad), &mut *in_out)
             .map_err(|_| anyhow::anyhow!("decryption failed: wrong master key or tampered data"))?;
-        Ok(plain.to_vec())
+        Ok(Zeroizing::new(plain.to_vec()))
     }
 
     pub fn hmac(&self, data: &[u8]) -> [u8; 32] {
@@ -251,7 +261,7 @@ mod tests {
         let sealed = a.seal(b"aad", b"secret").map_err(|e| e.to_string());
         let Ok(sealed) = sealed else { panic!("seal") };
         assert_eq!(
-            a.open(b"aad", &sealed).ok().as_deref(),
+            a.open(b"aad", &sealed).ok().as_deref().map(Vec::as_slice),
             Some(&b"secret"[..])
         );
         // Wrong key, wrong associated data, or a flipped bit: refused.

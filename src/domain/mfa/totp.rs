@@ -54,7 +54,9 @@ impl TotpSecret {
     }
 
     pub fn open(key: &DataKey, user_id: Uuid, sealed: &[u8]) -> anyhow::Result<Self> {
-        Ok(Self::from_bytes(key.open(user_id.as_bytes(), sealed)?))
+        // Moved out of the zeroing wrapper into the SecretBox, not copied.
+        let mut plain = key.open(user_id.as_bytes(), sealed)?;
+        Ok(Self::from_bytes(std::mem::take(&mut *plain)))
     }
 
     /// The time step whose code `code` is, within one step of `now`; `None`
