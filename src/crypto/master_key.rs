@@ -215,7 +215,7 @@ impl DataKey {
         let mut in_out = Zeroizing::new(body.to_vec());
         let plain = self
             .aead()?
-            .open_in_place(nonce, aead::Aad::from(aad), &mut *in_out)
+            .open_in_place(nonce, aead::Aad::from(aad), &mut in_out)
             .map_err(|_| anyhow::anyhow!("decryption failed: wrong master key or tampered data"))?;
         Ok(Zeroizing::new(plain.to_vec()))
     }
