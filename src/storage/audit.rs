@@ -25,9 +25,14 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// The account whose personal fields these are: the subject, else the actor.
-    pub fn owner(&self) -> Option<Uuid> {
-        self.subject_user_id.or(self.actor_user_id)
+    /// The accounts whose key may have sealed the personal fields, in the
+    /// order to try them: the actor (whose request it was), then the
+    /// subject (which owned them in events written before 2026-12-02).
+    pub fn owners(&self) -> impl Iterator<Item = Uuid> + '_ {
+        let subject = self
+            .subject_user_id
+            .filter(|s| Some(*s) != self.actor_user_id);
+        self.actor_user_id.into_iter().chain(subject)
     }
 }
 

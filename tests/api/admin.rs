@@ -459,6 +459,15 @@ async fn users_see_what_staff_changed_but_not_who_looked_or_from_where() {
     // The staff member's own activity still lists their reads.
     let own = call(&app, Method::GET, "/v1/me/activity?limit=100", &boss, None).await;
     assert!(own.text().await.unwrap().contains("admin_user_viewed"));
+    // The staff member's address is theirs: sealed under their key, it
+    // outlives the deletion of the account they acted on.
+    let body = json!({ "password": PASSWORD });
+    let deleted = call(&app, Method::DELETE, "/v1/me", &access, Some(body)).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let path = "/v1/admin/audit?kind=sessions_revoked_by_admin";
+    let log = get_json(&app, path, &boss).await;
+    let entry = &log["events"][0];
+    assert_eq!(entry["user_agent"], "staff-console/9", "{log}");
 }
 
 #[tokio::test]

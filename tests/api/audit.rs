@@ -154,13 +154,13 @@ async fn events_carry_context_from_the_request() {
         .get(&app.db, user_id)
         .await
         .unwrap();
-    let (ip, agent) = authd::domain::audit::AuditLog::personal(&event, key.as_ref());
+    let (ip, agent) = authd::domain::audit::AuditLog::personal(&event, |_| key.as_ref());
     assert_eq!(ip.map(|ip| ip.to_string()).as_deref(), Some("127.0.0.1"));
     let agent = agent.unwrap();
     assert!(agent.starts_with("TestAgent/1.0") && agent.chars().count() == 256);
     // Without it they stay closed.
     assert_eq!(
-        authd::domain::audit::AuditLog::personal(&event, None),
+        authd::domain::audit::AuditLog::personal(&event, |_| None),
         (None, None)
     );
     assert_eq!(
@@ -322,7 +322,7 @@ async fn racing_appends_take_turns_on_the_chain() {
         .unwrap();
     for event in &events {
         let i = event.details["i"].as_i64().unwrap();
-        let (ip, agent) = AuditLog::personal(event, key.as_ref());
+        let (ip, agent) = AuditLog::personal(event, |_| key.as_ref());
         assert_eq!(ip.map(|ip| ip.to_string()), Some(format!("10.0.0.{i}")));
         assert_eq!(agent.as_deref(), Some("racer"));
         assert_eq!(event.personal_enc.is_some(), i % 2 == 0, "{i}");

@@ -46,7 +46,7 @@ pub async fn list(
     let mut events =
         store::audit_page(&services.db, before, filter.kind, filter.user_id, limit + 1).await?;
     let next = crate::domain::paging::trim(&mut events, limit).map(|e| e.seq);
-    let mut owners: Vec<Uuid> = events.iter().filter_map(StoredEvent::owner).collect();
+    let mut owners: Vec<Uuid> = events.iter().flat_map(StoredEvent::owners).collect();
     owners.sort_unstable();
     owners.dedup();
     let keys = services
@@ -56,8 +56,7 @@ pub async fn list(
         .await?;
     let mut entries = Vec::with_capacity(events.len());
     for e in events {
-        let key = e.owner().and_then(|owner| keys.get(&owner));
-        let (client_ip, user_agent) = AuditLog::personal(&e, key);
+        let (client_ip, user_agent) = AuditLog::personal(&e, |owner| keys.get(&owner));
         entries.push(Entry {
             seq: e.seq,
             occurred_at: e.occurred_at,

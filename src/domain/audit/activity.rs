@@ -51,8 +51,11 @@ pub async fn activity(
         .into_iter()
         .map(|mut e| {
             let by_other = e.actor_user_id.is_some_and(|actor| actor != user_id);
-            let owned = !by_other && e.owner() == Some(user_id);
-            let (client_ip, user_agent) = AuditLog::personal(&e, key.as_ref().filter(|_| owned));
+            let (client_ip, user_agent) = if by_other {
+                (None, None)
+            } else {
+                AuditLog::personal(&e, |owner| key.as_ref().filter(|_| owner == user_id))
+            };
             if let (true, Some(details)) = (by_other, e.details.as_object_mut()) {
                 details.remove("reason");
             }

@@ -148,10 +148,13 @@ pub struct Event {
 }
 
 impl Event {
-    /// The account the event's personal fields belong to: the subject,
-    /// else the actor (as `StoredEvent::owner` reads them back).
+    /// The account the event's personal fields (the request's IP and user
+    /// agent) belong to: the actor, whose request it was, else the
+    /// subject. An admin's address is the admin's: sealed under the
+    /// admin's key, it is neither shown to the account acted on nor lost
+    /// when that account is deleted (`StoredEvent::owners` reads it back).
     pub fn owner(&self) -> Option<Uuid> {
-        self.subject.or(self.actor)
+        self.actor.or(self.subject)
     }
 
     /// An action a user took on their own account.
@@ -276,20 +279,22 @@ impl AuditLog {
         Ok(Some(key.seal(&personal_aad(seq, user_id), &plain)?))
     }
 
-    /// The client IP and user agent of `event`, for its owner: in the clear,
-    /// or opened with the owner's key (gone once the account is deleted).
-    pub fn personal(
+    /// The client IP and user agent of `event`: in the clear, or opened
+    /// with the key `key_of` gives for the account that sealed them (none
+    /// once that account is deleted, or for a reader not allowed them).
+    pub fn personal<'k>(
         event: &StoredEvent,
-        owner_key: Option<&DataKey>,
+        key_of: impl Fn(Uuid) -> Option<&'k DataKey>,
     ) -> (Option<IpAddr>, Option<String>) {
         let Some(sealed) = &event.personal_enc else {
             return (event.client_ip.map(|ip| ip.ip()), event.user_agent.clone());
         };
-        let owner = event.owner();
-        let opened = owner_key
-            .zip(owner)
-            .and_then(|(key, owner)| key.open(&personal_aad(event.seq, owner), sealed).ok())
-            .and_then(|plain| serde_json::from_slice::<Personal>(&plain).ok());
+        let opened = event.owners().find_map(|owner| {
+            let plain = key_of(owner)?
+                .open(&personal_aad(event.seq, owner), sealed)
+                .ok()?;
+            serde_json::from_slice::<Personal>(&plain).ok()
+        });
         match opened {
             Some(p) => (p.ip, p.user_agent),
             None => (None, None),
