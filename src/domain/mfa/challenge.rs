@@ -86,10 +86,14 @@ pub async fn complete(
     if !store::use_challenge(&mut *tx, &hash, now).await? {
         return Err(Error::InvalidMfaToken);
     }
-    let failure = (Against::Active, Kind::MfaFailed);
-    let method = guard
-        .spend_in(services, ctx, &mut tx, factor, failure)
-        .await?;
+    let Some(method) = guard
+        .spend_in(services, ctx, &mut tx, factor, Against::Active)
+        .await?
+    else {
+        // The challenge's use rolls back with it: its attempts still count.
+        tx.rollback().await?;
+        return Err(guard.refuse(services, ctx, factor, Kind::MfaFailed).await);
+    };
     let details = json!({ "method": method.as_str() });
     let event = Event::by_user(Kind::MfaSucceeded, user_id, "success", details);
     services.audit.append(&mut tx, ctx, event).await?;

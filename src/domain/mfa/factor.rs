@@ -119,42 +119,34 @@ impl Guard {
         failure_kind: Kind,
     ) -> Result<Method> {
         let mut tx = services.db.begin().await?;
-        let method = self
-            .spend_in(services, ctx, &mut tx, factor, (against, failure_kind))
-            .await?;
+        let Some(method) = self
+            .spend_in(services, ctx, &mut tx, factor, against)
+            .await?
+        else {
+            tx.rollback().await?;
+            return Err(self.refuse(services, ctx, factor, failure_kind).await);
+        };
         tx.commit().await?;
         self.succeeded(services).await?;
         Ok(method)
     }
 
-    /// `confirm` inside the caller's transaction, so that spending the
-    /// factor commits with whatever it unlocks, or not at all. A wrong
-    /// factor is recorded in a transaction of its own (the caller's then
-    /// rolls back); call `succeeded` once the caller has committed.
+    /// Spends `factor` inside the caller's transaction, so that it commits
+    /// with whatever the factor unlocks, or not at all; `None` for a wrong
+    /// one. Then the caller commits and calls `succeeded`, or rolls back
+    /// first and calls `refuse` (never both transactions open at once: a
+    /// burst of wrong codes must not hold two connections each).
     pub async fn spend_in(
         &self,
         services: &Services,
         ctx: &Context,
         tx: &mut sqlx::PgConnection,
         factor: &Factor,
-        (against, failure_kind): (Against, Kind),
-    ) -> Result<Method> {
+        against: Against,
+    ) -> Result<Option<Method>> {
         let user_id = self.user_id;
-        let now = services.clock.now();
         let Some(method) = spend(services, &mut *tx, user_id, factor, against).await? else {
-            let reason = match factor {
-                Factor::Totp(_) => "wrong_totp_code",
-                Factor::RecoveryCode(_) => "wrong_recovery_code",
-            };
-            let details = json!({ "reason": reason });
-            let event = Event::by_user(failure_kind, user_id, "failure", details);
-            let mut failed = services.db.begin().await?;
-            self.attempt
-                .failed(&mut failed, &services.settings.throttle, now)
-                .await?;
-            services.audit.append(&mut failed, ctx, event).await?;
-            failed.commit().await?;
-            return Err(Error::InvalidCode);
+            return Ok(None);
         };
         if method == Method::RecoveryCode {
             let remaining = store::recovery_codes_remaining(&mut *tx, user_id).await?;
@@ -162,7 +154,38 @@ impl Guard {
             let event = Event::by_user(Kind::RecoveryCodeUsed, user_id, "success", details);
             services.audit.append(&mut *tx, ctx, event).await?;
         }
-        Ok(method)
+        Ok(Some(method))
+    }
+
+    /// Counts and audits a wrong factor (as `failure_kind`); the error to
+    /// answer with, `invalid_code` unless recording it failed.
+    pub async fn refuse(
+        &self,
+        services: &Services,
+        ctx: &Context,
+        factor: &Factor,
+        failure_kind: Kind,
+    ) -> Error {
+        let reason = match factor {
+            Factor::Totp(_) => "wrong_totp_code",
+            Factor::RecoveryCode(_) => "wrong_recovery_code",
+        };
+        let details = json!({ "reason": reason });
+        let event = Event::by_user(failure_kind, self.user_id, "failure", details);
+        let now = services.clock.now();
+        let recorded = async {
+            let mut tx = services.db.begin().await?;
+            self.attempt
+                .failed(&mut tx, &services.settings.throttle, now)
+                .await?;
+            services.audit.append(&mut tx, ctx, event).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        };
+        match recorded.await {
+            Ok(()) => Error::InvalidCode,
+            Err(error) => error,
+        }
     }
 
     /// A right factor forgives this IP's wrong ones (after the commit).
