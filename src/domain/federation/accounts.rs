@@ -59,6 +59,22 @@ pub fn check_domain(settings: &ProviderSettings, identity: &Identity) -> Result<
     }
 }
 
+/// The account a sign-in resolved to.
+pub struct Resolved {
+    pub user_id: Uuid,
+    /// Linking just ended the account's earlier sessions.
+    pub sessions_ended: bool,
+}
+
+impl Resolved {
+    fn found(user_id: Uuid) -> Self {
+        Self {
+            user_id,
+            sessions_ended: false,
+        }
+    }
+}
+
 /// The account `identity` signs in to, found, linked or created in `tx`.
 pub async fn resolve(
     services: &Services,
@@ -66,11 +82,11 @@ pub async fn resolve(
     tx: &mut Tx<'_>,
     (provider, settings): (&str, &ProviderSettings),
     identity: &Identity,
-) -> Result<Uuid> {
+) -> Result<Resolved> {
     let now = services.clock.now();
     if let Some(user_id) = store::find_identity(&mut **tx, provider, &identity.subject, now).await?
     {
-        return Ok(user_id);
+        return Ok(Resolved::found(user_id));
     }
     let email = identity
         .email
@@ -99,7 +115,10 @@ pub async fn resolve(
                 let event =
                     Event::by_user(Kind::FederatedIdentityLinked, one.id, "success", details);
                 services.audit.append(tx, ctx, event).await?;
-                return Ok(one.id);
+                return Ok(Resolved {
+                    user_id: one.id,
+                    sessions_ended: revoked > 0,
+                });
             }
             [one] if !one.email_verified => {
                 return Err(Error::FederationDenied("local_address_unverified"));
@@ -111,7 +130,8 @@ pub async fn resolve(
         return Err(Error::FederationDenied("not_provisioned"));
     }
     let email = email.ok_or(Error::FederationDenied("no_usable_address"))?;
-    provision(services, ctx, tx, (provider, identity, &email), now).await
+    let user_id = provision(services, ctx, tx, (provider, identity, &email), now).await?;
+    Ok(Resolved::found(user_id))
 }
 
 async fn provision(

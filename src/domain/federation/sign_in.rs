@@ -14,7 +14,6 @@ use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, Scope
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use time::Duration;
-use uuid::Uuid;
 
 use crate::domain::audit::{Context, Event, Kind};
 use crate::domain::federation::id_token::{self, Exchange, Identity};
@@ -196,7 +195,8 @@ async fn complete(
     let roles = accounts::roles_from_groups(services, &provider.settings, &identity.groups);
     let mut tx = services.db.begin().await?;
     let settings = (provider.id.as_str(), &provider.settings);
-    let user_id: Uuid = accounts::resolve(services, ctx, &mut tx, settings, &identity).await?;
+    let resolved = accounts::resolve(services, ctx, &mut tx, settings, &identity).await?;
+    let user_id = resolved.user_id;
     accounts::apply_roles(services, ctx, &mut tx, (&provider.id, user_id), &roles).await?;
     let opening = Opening {
         user_id,
@@ -206,11 +206,12 @@ async fn complete(
         idp: Some(&provider.id),
     };
     let (session, token) = sessions::open_in(services, ctx, &mut tx, &opening).await?;
-    // Linking revokes the account's earlier sessions: no replica may still
-    // trust them once this answers.
+    // Linking may have ended the account's earlier sessions: then no
+    // replica may still trust them once this answers.
+    let ended = resolved.sessions_ended.then_some(user_id);
     services
         .session_cache
-        .commit(&services.db, tx, Some(user_id))
+        .commit(&services.db, tx, ended)
         .await?;
     let issued = sessions::issue(services, &client, &session, token, now)?;
     Ok(Finished {
