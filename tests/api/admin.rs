@@ -434,6 +434,15 @@ async fn users_see_what_staff_changed_but_not_who_looked_or_from_where() {
     let revoked = as_staff(Method::POST, path, Some(body)).await.unwrap();
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
 
+    // An operator's note at the command line stays staff's too.
+    let ctx = authd::domain::audit::Context::cli();
+    let cli = authd::domain::admin::authorize::AdminCaller::cli();
+    for disabled in [true, false] {
+        let change = (id, disabled);
+        authd::domain::admin::users::set_disabled(&app.state, &ctx, cli, change, "cli note 7")
+            .await
+            .unwrap();
+    }
     let (access, _) = app.login_native("watched@example.com").await;
     let activity = call(
         &app,
@@ -456,6 +465,8 @@ async fn users_see_what_staff_changed_but_not_who_looked_or_from_where() {
     assert!(!kinds.contains(&"admin_audit_read"), "{kinds:?}");
     assert!(!text.contains("staff-console"), "{text}");
     assert!(!text.contains("fraud inquiry"), "{text}");
+    assert!(!text.contains("cli note"), "{text}");
+    assert!(kinds.contains(&"account_disabled"), "{kinds:?}");
     // The staff member's own activity still lists their reads.
     let own = call(&app, Method::GET, "/v1/me/activity?limit=100", &boss, None).await;
     assert!(own.text().await.unwrap().contains("admin_user_viewed"));

@@ -32,9 +32,21 @@ pub struct ActivityPage {
 /// investigation). What staff change on it does show, as below.
 const STAFF_READS: [Kind; 2] = [Kind::AdminUserViewed, Kind::AdminAuditRead];
 
+/// Changes staff make to an account, through the API or at the command
+/// line (then with no actor): their `reason` is the staff's note.
+const STAFF_CHANGES: [Kind; 6] = [
+    Kind::AccountDisabled,
+    Kind::AccountEnabled,
+    Kind::RolesChanged,
+    Kind::SessionsRevokedByAdmin,
+    Kind::MfaResetByAdmin,
+    Kind::VerificationResentByAdmin,
+];
+
 /// The caller's events. Of one that someone else did to the account (an
 /// admin's change), the IP and user agent are that person's, and the
-/// `reason` their note: neither is shown.
+/// `reason` their note: neither is shown (nor the note of a change made at
+/// the command line).
 pub async fn activity(
     log: &AuditLog,
     db: &PgPool,
@@ -56,7 +68,8 @@ pub async fn activity(
             } else {
                 AuditLog::personal(&e, |owner| key.as_ref().filter(|_| owner == user_id))
             };
-            if let (true, Some(details)) = (by_other, e.details.as_object_mut()) {
+            let staff_change = STAFF_CHANGES.iter().any(|k| k.as_str() == e.event_type);
+            if let (true, Some(details)) = (by_other || staff_change, e.details.as_object_mut()) {
                 details.remove("reason");
             }
             ActivityEvent {
