@@ -869,6 +869,12 @@ async fn a_recipient_the_relay_refuses_is_given_up_at_once() {
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sink.refusals("bounce.kim@example.com"), 1);
+    // A 550 for the relay's policy (5.7.1) is its configuration, not the
+    // recipient: kept and tried again.
+    let response = app.signup("denied.kim@example.com", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    sink.wait_refused("denied.kim@example.com", 2).await;
+    assert_eq!(app.count("SELECT count(*) FROM mail_outbox").await, 1);
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! A minimal SMTP server for the tests: it accepts every message (no TLS,
 //! no auth, as authd allows towards loopback) and keeps it for inspection,
 //! except for recipients whose local part starts with `bounce`, which it
-//! refuses for good (550, quoting the address, as real relays do).
+//! refuses for good (550 5.1.1, quoting the address, as real relays do),
+//! or `denied`, which it refuses as a misconfigured relay would (550 5.7.1).
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -101,7 +102,7 @@ impl SmtpSink {
         }
     }
 
-    /// How many times a `bounce…` recipient `to` was refused.
+    /// How many times a `bounce…` or `denied…` recipient `to` was refused.
     pub fn refusals(&self, to: &str) -> usize {
         let refused = self.refused.lock().unwrap();
         refused
@@ -174,10 +175,15 @@ async fn session(stream: TcpStream, store: Store) {
                 .and_then(|(_, rest)| rest.split_once('>'))
                 .map(|(a, _)| a.to_owned())
                 .unwrap_or_default();
-            if address.to_ascii_lowercase().starts_with("bounce") {
+            let lower = address.to_ascii_lowercase();
+            if lower.starts_with("bounce") {
                 let reply = format!("550 5.1.1 <{address}>: Recipient address rejected\r\n");
                 store.refused.lock().unwrap().push(address);
                 reply.into_bytes()
+            } else if lower.starts_with("denied") {
+                // A relay's policy, not the recipient: 550 with 5.7.1.
+                store.refused.lock().unwrap().push(address);
+                b"550 5.7.1 Relaying denied\r\n".to_vec()
             } else {
                 to.push(address);
                 b"250 ok\r\n".to_vec()

@@ -91,10 +91,11 @@ fn build(from: &str, to: &str, message: &Rendered) -> Option<Message> {
 pub struct Undelivered {
     /// The SMTP reply code, or the kind of failure.
     pub reason: String,
-    /// The relay refused this recipient for good (550, 551, 553), or the
-    /// message cannot be built: retrying cannot help. Other permanent
-    /// replies (a refused login, a policy) are the relay's configuration,
-    /// which an operator may fix, so they are retried.
+    /// The relay refused this recipient for good (550, 551 or 553 with an
+    /// enhanced status 5.1.x, RFC 3463's addressing class), or the message
+    /// cannot be built: retrying cannot help. Every other refusal (550
+    /// "relaying denied" is 5.7.x, a policy; a refused login) is the
+    /// relay's configuration, which an operator may fix, so it is retried.
     pub recipient_refused: bool,
 }
 
@@ -107,9 +108,14 @@ impl Undelivered {
             None if error.is_tls() => "tls".into(),
             None => "connection".into(),
         };
+        // Read, never logged: the reply text usually quotes the address.
+        let addressing = error
+            .to_string()
+            .split_whitespace()
+            .any(|word| word.starts_with("5.1."));
         Undelivered {
             reason,
-            recipient_refused: matches!(code, Some(550 | 551 | 553)),
+            recipient_refused: matches!(code, Some(550 | 551 | 553)) && addressing,
         }
     }
 }
