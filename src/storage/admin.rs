@@ -128,17 +128,19 @@ pub async fn replace_roles(
     now: OffsetDateTime,
 ) -> sqlx::Result<bool> {
     lock_admins(&mut *conn).await?;
-    let was_admin = is_admin(&mut *conn, id).await?;
+    if is_last_admin(&mut *conn, id).await? && !roles.iter().any(|r| r == "admin") {
+        return Ok(false);
+    }
     sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
     super::users::grant_roles(&mut *conn, id, roles, now).await?;
-    Ok(!was_admin || admins_remain(conn).await?)
+    Ok(true)
 }
 
 /// Serialises, until commit, every change that could remove the last
-/// enabled admin (role changes, disabling), so that two of them cannot
+/// enabled admin (role changes, disabling, deletion), so that two of them cannot
 /// each count on the other's admin still being there.
 pub async fn lock_admins(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('authd.admins'))")
@@ -147,34 +149,14 @@ pub async fn lock_admins(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Whether an enabled account still holds `admin` (checked inside the
-/// transaction that changed roles or disabled someone).
-pub async fn admins_remain(conn: &mut PgConnection) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM user_roles r JOIN users u ON u.id = r.user_id
-                        WHERE r.role = 'admin' AND u.disabled_at IS NULL)",
-    )
-    .fetch_one(&mut *conn)
-    .await
-}
-
 /// Whether `id` is an admin and no other enabled account is: the account
-/// the last-admin rule keeps.
+/// the last-admin rule keeps (from losing the role, being disabled or
+/// being deleted). Read under `lock_admins`.
 pub async fn is_last_admin(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM user_roles WHERE user_id = $1 AND role = 'admin')
             AND NOT EXISTS (SELECT 1 FROM user_roles r JOIN users u ON u.id = r.user_id
                             WHERE r.role = 'admin' AND u.disabled_at IS NULL AND u.id <> $1)",
-    )
-    .bind(id)
-    .fetch_one(db)
-    .await
-}
-
-/// Was `id` an admin? (The last-admin rule only guards admins.)
-pub async fn is_admin(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM user_roles WHERE user_id = $1 AND role = 'admin')",
     )
     .bind(id)
     .fetch_one(db)

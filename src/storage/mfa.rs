@@ -90,12 +90,11 @@ pub async fn remove(
         .bind(user_id)
         .execute(&mut *db)
         .await?;
-    for table in ["mfa_recovery_codes", "mfa_challenges"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
-            .bind(user_id)
-            .execute(&mut *db)
-            .await?;
-    }
+    sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *db)
+        .await?;
+    drop_challenges(&mut *db, user_id).await?;
     set_enabled(&mut *db, user_id, false, now).await?;
     Ok(result.rows_affected() == 1)
 }

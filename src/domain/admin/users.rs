@@ -103,16 +103,15 @@ pub async fn set_disabled(
         // Before anything is read: a concurrent disable of the other admin
         // waits, then sees this one.
         store::lock_admins(&mut *tx).await?;
+        if store::is_last_admin(&mut *tx, id).await? {
+            return Err(Error::LastAdmin);
+        }
     }
     if !store::set_disabled(&mut *tx, id, disabled, now).await? {
         return Err(Error::NotFound);
     }
     let mut details = json!({ "reason": reason });
     if disabled {
-        if store::is_admin(&mut *tx, id).await? && !store::admins_remain(&mut tx).await? {
-            // Disabling it would leave no enabled admin.
-            return Err(Error::LastAdmin);
-        }
         let revoked = sessions::revoke_all(&mut *tx, id, None, "account_disabled", now).await?;
         mfa::drop_challenges(&mut *tx, id).await?;
         details["sessions_revoked"] = json!(revoked);
