@@ -24,16 +24,21 @@ use crate::storage::users::LoginUser;
 pub const SUBJECT_LABEL: &str = crate::crypto::master_key::labels::LOGIN_THROTTLE;
 const ACCOUNT_SCOPE: &str = "*";
 
-/// What every per-IP limit counts as one client: an IPv4 address (an
-/// IPv4-mapped IPv6 address counts as the IPv4 one it carries), or an IPv6
-/// address's /64. One host commonly holds a whole /64, and would otherwise
-/// get a fresh allowance with each of its 2^64 addresses.
-pub fn client_network(ip: IpAddr) -> IpAddr {
+/// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
-        },
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// What every per-IP limit counts as one client: an IPv4 address (as
+/// `canonical` reads it), or an IPv6 address's /64. One host commonly holds
+/// a whole /64, and would otherwise get a fresh allowance with each of its
+/// 2^64 addresses.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
         v4 => v4,
     }
 }

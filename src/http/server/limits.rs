@@ -15,8 +15,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::HttpSettings;
-use crate::domain::throttle::client_network;
-use crate::http::client_ip::canonical;
+use crate::domain::throttle::{canonical, client_network};
 
 /// Reserve connections one address may hold: a probe needs one at a time.
 const RESERVE_PER_PEER: usize = 2;
